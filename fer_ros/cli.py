@@ -1,0 +1,39 @@
+"""`fer-ros`: one command with a sub-command per job.
+
+Sub-commands live in their own modules and are imported only when chosen, so `fer-ros --help`
+stays fast and a sub-command that needs torch does not slow one that does not.
+"""
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
+COMMANDS = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer-ros", description="Facial expression recognition for ROS 2.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv)  # prints usage / help and exits
+        return 2
+    name = argv[0]
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"fer-ros {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

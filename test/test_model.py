@@ -1,0 +1,73 @@
+"""timm-style model tests: shapes, finite outputs, gradients reaching every parameter, exact size."""
+
+import pytest
+import torch
+
+from fer_ros.model import VARIANTS, MiTFusion, build_model, count_params
+
+
+@pytest.fixture(scope="module")
+def b0():
+    torch.manual_seed(0)
+    return build_model("mit_b0", num_classes=7)
+
+
+def test_b0_has_the_papers_parameter_count(b0):
+    assert count_params(b0) == 3_452_519
+    assert count_params(build_model("mit_b0", num_classes=8)) == 3_452_519 + 257
+
+
+@pytest.mark.parametrize("size", [64, 96, 224])
+def test_output_shape_and_feature_maps(b0, size):
+    b0.eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        maps = b0.forward_features(x)
+        logits = b0.forward_head(maps)
+    assert [tuple(m.shape) for m in maps] == [
+        (2, c, size // s, size // s) for c, s in zip((32, 64, 160, 256), (4, 8, 16, 32))
+    ]
+    assert logits.shape == (2, 7)
+    assert torch.isfinite(logits).all()
+    assert torch.equal(logits, b0(x))
+
+
+def test_non_square_input(b0):
+    b0.eval()
+    with torch.no_grad():
+        assert b0(torch.randn(1, 3, 64, 96)).shape == (1, 7)
+
+
+def test_gradient_reaches_every_parameter(b0):
+    b0.train()
+    b0.zero_grad()
+    b0(torch.randn(2, 3, 64, 64)).logsumexp(1).sum().backward()
+    no_grad = [n for n, p in b0.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad
+
+
+def test_train_mode_is_stochastic_eval_is_not(b0):
+    x = torch.randn(2, 3, 64, 64)
+    b0.train()
+    assert not torch.equal(b0(x), b0(x))
+    b0.eval()
+    assert torch.equal(b0(x), b0(x))
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "mit_b0"])
+def test_larger_variants_build_and_run(variant):
+    # Only b1 runs a forward pass (the deep ones are slow on small CI machines); all must build.
+    model = build_model(variant).eval()
+    if variant == "mit_b1":
+        with torch.no_grad():
+            assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    assert model.encoder.embed_dims == (64, 128, 320, 512)
+
+
+def test_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError, match="unknown model variant"):
+        build_model("mit_b9")
+    with pytest.raises(ValueError, match="num_classes"):
+        MiTFusion(num_classes=0)
+    with pytest.raises(ValueError, match="one entry per stage"):
+        MiTFusion(depths=(2, 2, 2))

@@ -181,7 +181,8 @@ class MiT(nn.Module):
         if not len(embed_dims) == len(depths) == len(num_heads) == len(sr_ratios) == 4:
             raise ValueError("embed_dims, depths, num_heads and sr_ratios need one entry per stage (4)")
         self.embed_dims = tuple(embed_dims)
-        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        n = sum(depths)
+        rates = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]  # linear over all blocks
         self.stages = nn.ModuleList()
         prev = in_chans
         for i, (dim, depth) in enumerate(zip(embed_dims, depths)):

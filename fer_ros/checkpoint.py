@@ -147,8 +147,10 @@ def _open(path: str | Path):
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
+        head = f.read(9)
+    # safetensors: 8-byte little-endian header length, then the JSON header
+    framed = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= path.stat().st_size
+    if not framed and (head[:2] == b"PK" or head[:1] == b"\x80"):  # zip (torch.save) or raw pickle
         raise CheckpointError(
             f"{path} is a pickled torch file, not a fer_ros .safetensors checkpoint; fer_ros never unpickles "
             "checkpoints (ImageNet MiT weights are imported with fer_ros.weights)"

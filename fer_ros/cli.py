@@ -10,6 +10,8 @@ import sys
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
 COMMANDS = {
+    "export": ("fer_ros.export", "export a checkpoint to ONNX and check it against PyTorch"),
+    "bench": ("fer_ros.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
 }
 
 

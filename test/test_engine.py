@@ -1,0 +1,144 @@
+"""The inference engine on CPU (both back-ends): probabilities, preprocessing, batching, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from fer_ros.checkpoint import ModelMeta, save_checkpoint
+from fer_ros.engine import Engine
+from fer_ros.labels import FER7
+from fer_ros.model import build_model
+from fer_ros.preprocess import Preprocess, to_gray3
+
+SIZE = 64
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FER_ROS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(num_classes=7).eval()
+
+
+def meta(color="rgb"):
+    return ModelMeta(labels=list(FER7), input_size=SIZE, color=color, dataset="test")
+
+
+@pytest.fixture(scope="module")
+def crops():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((48, 48), (120, 90), (64, 64), (17, 203))]
+
+
+@pytest.fixture(scope="module", params=["torch", "onnxruntime"])
+def engine(request, model, tmp_path_factory):
+    if request.param == "onnxruntime":
+        pytest.importorskip("onnxruntime")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FER_ROS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    eng = Engine(model, meta(), device="cpu", backend=request.param, threads=2)
+    yield eng
+    eng.close()
+    mp.undo()
+
+
+def test_probabilities_of_a_mixed_size_batch(engine, crops):
+    probs = engine.predict(crops)
+    assert probs.shape == (4, 7) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs >= 0).all()
+    # Each crop's answer does not depend on its batch neighbours.
+    np.testing.assert_allclose(engine.predict(crops[1:2])[0], probs[1], atol=1e-5)
+
+
+def test_matches_the_model_on_preprocessed_input(engine, model, crops):
+    x = Preprocess(SIZE, "rgb")(crops)
+    with torch.no_grad():
+        expected = model(x).softmax(1).numpy()
+    np.testing.assert_allclose(engine.predict(crops), expected, atol=1e-5)
+    np.testing.assert_allclose(engine.predict_tensor(x), expected, atol=1e-5)
+
+
+def test_empty_batch(engine):
+    assert engine.predict([]).shape == (0, 7)
+    assert engine.predict_tensor(torch.zeros(0, 3, SIZE, SIZE)).shape == (0, 7)
+
+
+def test_properties(engine):
+    assert engine.labels == list(FER7)
+    assert engine.device == "cpu"
+    assert engine.backend in ("torch", "onnxruntime")
+    assert engine.model_id.startswith("unsaved@") and len(engine.model_id) == len("unsaved@") + 12
+    assert engine.meta.input_size == SIZE
+
+
+def test_grey_model_sees_grey_faces(model, crops):
+    """A "gray" checkpoint: a colour crop, its grey version (HxW) and the torch helper all agree."""
+    eng = Engine(model, meta("gray"), device="cpu", backend="torch")
+    grey = [np.asarray(Preprocess(SIZE, "gray").resize([c]))[0, :, :, 0] for c in crops[:2]]
+    np.testing.assert_allclose(eng.predict(crops[:2]), eng.predict(grey), atol=1e-6)
+    rgb = torch.from_numpy(Preprocess(SIZE, "rgb").resize(crops[:1])).permute(0, 3, 1, 2)
+    from_torch = Preprocess(SIZE, "gray")  # normalise the torch-made grey exactly like crops
+    x = to_gray3(rgb)
+    from fer_ros.preprocess import normalize
+
+    np.testing.assert_allclose(
+        eng.predict_tensor(normalize(x, from_torch.mean, from_torch.std)), eng.predict(crops[:1]), atol=0.02
+    )
+    # The same crop through an "rgb" model's preprocessing is a different input.
+    assert not np.allclose(Engine(model, meta("rgb"), device="cpu", backend="torch").predict(crops[:1]),
+                           eng.predict(crops[:1]), atol=1e-4)  # fmt: skip
+
+
+def test_grey_crop_into_rgb_model_is_replicated():
+    p = Preprocess(SIZE, "rgb")
+    g = np.full((30, 40), 77, np.uint8)
+    assert np.array_equal(p.resize([g]), p.resize([np.stack([g] * 3, -1)]))
+
+
+def test_from_checkpoint_and_cache(model, tmp_path, crops):
+    path = save_checkpoint(tmp_path / "fer.safetensors", model, meta())
+    with Engine.from_checkpoint(path, device="auto", threads=1) as eng:
+        assert eng.model_id.startswith("fer@")
+        assert eng.device == "cpu"
+        eng.warmup()
+        probs = eng.predict(crops)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    assert [p.name for p in tmp_path.iterdir()] == ["fer.safetensors"]  # nothing written beside it
+
+
+def test_bad_inputs_and_options(model):
+    eng = Engine(model, meta(), device="cpu", backend="torch")
+    with pytest.raises(ValueError, match="uint8"):
+        eng.predict([np.zeros((10, 10, 3), np.float32)])
+    with pytest.raises(ValueError, match="HxW"):
+        eng.predict([np.zeros((10, 10, 4), np.uint8)])
+    with pytest.raises(ValueError, match="precision"):
+        Engine(model, meta(), device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="device"):
+        Engine(model, meta(), device="tpu")
+    with pytest.raises(ValueError, match="labels"):
+        Engine(build_model(num_classes=8), meta(), device="cpu")
+    eng.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        eng.predict([np.zeros((10, 10, 3), np.uint8)])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_without_gpu_is_a_clear_error(model):
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        Engine(model, meta(), device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_matches_cpu(model, crops, precision):
+    ref = Engine(model, meta(), device="cpu", backend="torch").predict(crops)
+    with Engine(model, meta(), device="cuda", precision=precision, batch_sizes=(1, 4)) as eng:
+        eng.warmup()
+        for n in (1, 3, 4, 5, 8):  # padded, exact, and split across captured sizes
+            np.testing.assert_allclose(eng.predict((crops * 2)[:n]), np.concatenate([ref, ref])[:n], atol=2e-2)

@@ -10,6 +10,10 @@ import sys
 
 # name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
 COMMANDS = {
+    "run": ("fer_ros.run", "start fer_node with the shipped parameters (the pip-world `ros2 launch`)"),
+    "train": ("fer_ros.training.train", "train an expression model (FER2013, AffectNet, RAF-DB, synthetic faces)"),
+    "evaluate": ("fer_ros.training.evaluate", "score a checkpoint on a data set: accuracy, macro-F1, confusion matrix"),
+    "synth": ("fer_ros.training.synth", "write synthetic faces as image folders or a FER2013-style CSV"),
     "export": ("fer_ros.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "bench": ("fer_ros.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
 }

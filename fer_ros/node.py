@@ -1,0 +1,422 @@
+"""fer_node: camera frames in, EmotionArray / EmotionStamped out.
+
+A thin lifecycle adapter around `fer_ros.pipeline`: configure loads the checkpoint, activate
+subscribes, deactivate unsubscribes, cleanup frees the model (and the GPU). With `autostart`
+(the default) the node configures and activates itself.
+
+Frames are handed from the subscription callback to one worker thread through a one-slot
+mailbox: a newer frame replaces a waiting one (counted as dropped), so a slow model never
+builds a backlog and the newest frame is always the next one processed.
+"""
+
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+
+from fer_ros.dds import tune_allocator
+from fer_ros.faces import DETECTORS
+from fer_ros.images import FrameError, fill_image, message_to_rgb
+from fer_ros.msg import EmotionArray, EmotionStamped
+from fer_ros.pipeline import PipelineOptions, build_pipeline
+from fer_ros.tracking import SMOOTHING
+
+DEVICES = ("auto", "cuda", "cpu")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
+BACKENDS = ("auto", "torch", "onnxruntime")
+RELIABILITY = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class Param:
+    default: object
+    description: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+    live: bool = True  # may change while the node is configured
+
+
+# The node's whole interface; config/fer.yaml sets each of these.
+PARAMS = {
+    "checkpoint": Param("", "Path of the fer_ros .safetensors checkpoint to load", live=False),
+    "device": Param("auto", "auto (CUDA when present), cuda or cpu", choices=DEVICES, live=False),
+    "allow_cpu_fallback": Param(False, "With device cuda and no GPU, run on the CPU (logged) "
+                                       "instead of failing", live=False),
+    "precision": Param("auto", "auto, fp32, fp16, bf16 (CUDA) or int8 (CPU, opt-in)",
+                       choices=PRECISIONS, live=False),
+    "backend": Param("auto", "auto, torch or onnxruntime (CPU)", choices=BACKENDS, live=False),
+    "threads": Param(0, "CPU threads for inference; 0 = all cores", 0, 256, live=False),
+    "detector": Param("haar", "Face detector: haar (OpenCV cascade), yunet (needs yunet_model) or "
+                              "none (frames are face crops)", choices=DETECTORS),
+    "yunet_model": Param("", "Local path of a YuNet .onnx file (detector yunet)"),
+    "detect_scale": Param(0.5, "Detect on the frame shrunk by this factor (speed)", 0.05, 1.0),
+    "detect_every": Param(3, "Search the whole frame every N frames; follow faces in between", 1, 100),
+    "min_face_size": Param(48, "Smallest face to report, pixels of the full frame", 8, 4096),
+    "max_faces": Param(5, "At most this many faces per frame, largest first", 1, 64),
+    "face_margin": Param(0.2, "Grow each face box by this fraction per side before cropping", 0.0, 1.0),
+    "haar_scale_factor": Param(1.2, "Haar cascade scale step", 1.01, 2.0),
+    "haar_min_neighbors": Param(5, "Haar cascade neighbours needed to accept a face", 1, 50),
+    "smoothing": Param("none", "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING),
+    "smoothing_alpha": Param(0.5, "Weight of the newest frame for ema smoothing", 0.01, 1.0),
+    "smoothing_window": Param(5, "Frames averaged for window smoothing", 1, 300),
+    "track_iou": Param(0.3, "Box overlap (IoU) that keeps a face's id across frames", 0.0, 1.0),
+    "track_timeout": Param(1.0, "Seconds a lost face keeps its id and smoothing state", 0.0, 60.0),
+    "confidence_threshold": Param(0.0, "Below this probability the label is 'unknown'", 0.0, 1.0),
+    "use_compressed": Param(False, "Also subscribe to sensor_msgs/CompressedImage on image/compressed",
+                            live=False),
+    "qos_depth": Param(1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100,
+                       live=False),
+    "qos_reliability": Param("best_effort", "Image subscription reliability: best_effort (sensor "
+                                            "data) or reliable", choices=RELIABILITY, live=False),
+    "max_rate": Param(0.0, "Process at most this many frames per second; 0 = as fast as possible",
+                      0.0, 1000.0),
+    "publish_debug_image": Param(True, "Publish an annotated image on ~/debug_image (only while "
+                                       "someone subscribes)"),
+    "diagnostics_period": Param(1.0, "Seconds between /diagnostics messages", 0.1, 60.0, live=False),
+    "autostart": Param(True, "Configure and activate at start-up", live=False),
+}
+
+
+def describe(name: str, spec: Param) -> ParameterDescriptor:
+    text = spec.description + (f" ({', '.join(spec.choices)})" if spec.choices else "")
+    descriptor = ParameterDescriptor(name=name, description=text)
+    if spec.low is not None:
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.low),
+                                                                  to_value=float(spec.high), step=0.0)]
+    return descriptor
+
+
+def percentile(values, q: float) -> float:
+    return float(np.percentile(np.fromiter(values, float), q)) if values else 0.0
+
+
+class Stats:
+    """Counters and recent timings for /diagnostics; guarded by the node's lock."""
+
+    def __init__(self):
+        self.received = self.processed = self.dropped = self.bad = 0
+        self.latency_ms = deque(maxlen=300)
+        self.detect_ms = deque(maxlen=300)
+        self.classify_ms = deque(maxlen=300)
+        self.window_start = time.monotonic()
+        self.window_received = self.window_processed = self.window_bad = 0
+
+
+class FerNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__("fer_node", **kwargs)
+        for name, spec in PARAMS.items():
+            self.declare_parameter(name, spec.default, describe(name, spec))
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._parameters_changed)
+        self.engine = None
+        self.pipeline = None
+        self.subscriptions_ = []
+        self.lock = threading.Lock()
+        self.wake = threading.Condition(self.lock)
+        self.pending = None  # (msg, receipt time) waiting for the worker
+        self.worker = None
+        self.running = False
+        self.settings_changed = False
+        self.stats = Stats()
+        self.emotions_pub = self.emotion_pub = self.debug_pub = self.diag_pub = None
+        self.diag_timer = None
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _check_parameters(self, params) -> SetParametersResult:
+        configured = self.engine is not None
+        for p in params:
+            spec = PARAMS.get(p.name)
+            if spec is None:
+                continue
+            if spec.choices and p.value not in spec.choices:
+                return SetParametersResult(successful=False, reason=f"{p.name} must be one of "
+                                           f"{', '.join(spec.choices)}, not {p.value!r}")
+            if configured and not spec.live:
+                return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: "
+                                           "deactivate and clean up the node, then set it")
+            if p.name == "detector" and p.value == "yunet" and configured and \
+                    not (self.param("yunet_model") or any(q.name == "yunet_model" and q.value for q in params)):
+                return SetParametersResult(successful=False, reason="detector yunet needs yunet_model set first")
+        return SetParametersResult(successful=True)
+
+    def _parameters_changed(self, params) -> None:
+        with self.lock:
+            self.settings_changed = True
+
+    def pipeline_options(self) -> PipelineOptions:
+        return PipelineOptions.from_params({n: self.param(n) for n in PipelineOptions.__dataclass_fields__})
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from fer_ros.engine import Engine  # torch loads here, not at import time
+
+        checkpoint = self.param("checkpoint")
+        try:
+            if not checkpoint:
+                raise ValueError("parameter 'checkpoint' is empty: set it to a fer_ros .safetensors file "
+                                 "(e.g. --ros-args -p checkpoint:=/path/model.safetensors)")
+            self.engine = Engine.from_checkpoint(
+                checkpoint, device=self.resolve_device(), precision=self.param("precision"),
+                threads=self.param("threads") or None, backend=self.param("backend"))
+            self.pipeline = build_pipeline(self.engine, self.pipeline_options())
+            self.engine.warmup()
+        except Exception as err:  # one clear line, not a traceback: this is a user's setting
+            self.get_logger().error(f"configure failed: {err}")
+            self.release_engine()
+            return TransitionCallbackReturn.FAILURE
+        self.emotions_pub = self.create_publisher(EmotionArray, "emotions", 10)
+        self.emotion_pub = self.create_publisher(EmotionStamped, "emotion", 10)
+        self.debug_pub = self.create_publisher(Image, "~/debug_image", qos_profile_sensor_data)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diag_timer = self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
+        self.get_logger().info(f"loaded {self.engine.model_id} on {self.engine.device} "
+                               f"({self.engine.backend}); labels: {', '.join(self.engine.labels)}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def resolve_device(self) -> str:
+        device = self.param("device")
+        if device == "cuda" and self.param("allow_cpu_fallback"):
+            import torch
+            if not torch.cuda.is_available():
+                self.get_logger().warning("device cuda requested but no GPU is available: running on the CPU")
+                return "cpu"
+        return device
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        qos = QoSProfile(depth=self.param("qos_depth"), history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if self.param("qos_reliability") ==
+                         "best_effort" else ReliabilityPolicy.RELIABLE)
+        self.subscriptions_ = [self.create_subscription(Image, "image", self.on_frame, qos)]
+        if self.param("use_compressed"):
+            self.subscriptions_.append(
+                self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos))
+        self.running = True
+        self.worker = threading.Thread(target=self.work, name="fer_worker", daemon=True)
+        self.worker.start()
+        topics = ", ".join(s.topic_name for s in self.subscriptions_)
+        self.get_logger().info(f"listening on {topics}; publishing {self.emotions_pub.topic_name} and "
+                               f"{self.emotion_pub.topic_name}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_worker()
+        for sub in self.subscriptions_:
+            self.destroy_subscription(sub)
+        self.subscriptions_ = []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.release_engine()
+        for pub in (self.emotions_pub, self.emotion_pub, self.debug_pub, self.diag_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self.diag_timer is not None:
+            self.destroy_timer(self.diag_timer)
+        self.emotions_pub = self.emotion_pub = self.debug_pub = self.diag_pub = self.diag_timer = None
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop_worker()
+        self.release_engine()
+        return TransitionCallbackReturn.SUCCESS
+
+    def release_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.engine = self.pipeline = None
+
+    def stop_worker(self) -> None:
+        with self.lock:
+            self.running = False
+            self.pending = None
+            self.wake.notify_all()
+        if self.worker is not None:
+            self.worker.join(timeout=10.0)
+            self.worker = None
+
+    # -- frames -------------------------------------------------------------------------------
+
+    def on_frame(self, msg) -> None:
+        receipt = self.get_clock().now()
+        with self.lock:
+            self.stats.received += 1
+            self.stats.window_received += 1
+            if self.pending is not None:
+                self.stats.dropped += 1
+            self.pending = (msg, receipt)
+            self.wake.notify()
+
+    def next_frame(self):
+        """Block until a frame is waiting (honouring max_rate); None when the worker must stop."""
+        with self.lock:
+            while self.running and self.pending is None:
+                self.wake.wait(timeout=0.5)
+            if not self.running:
+                return None
+            max_rate = self.param("max_rate")
+            if max_rate > 0:
+                wait = self.last_start + 1.0 / max_rate - time.monotonic()
+                if wait > 0:
+                    self.wake.wait_for(lambda: not self.running, timeout=wait)
+                    if not self.running:
+                        return None
+            frame, self.pending = self.pending, None
+            changed, self.settings_changed = self.settings_changed, False
+        if changed:
+            self.apply_settings()
+        self.last_start = time.monotonic()
+        return frame
+
+    def apply_settings(self) -> None:
+        try:
+            self.pipeline = build_pipeline(self.engine, self.pipeline_options())
+        except (ValueError, RuntimeError) as err:
+            self.get_logger().error(f"keeping the previous pipeline: {err}")
+
+    def work(self) -> None:
+        self.last_start = 0.0
+        while True:
+            frame = self.next_frame()
+            if frame is None:
+                return
+            msg, receipt = frame
+            try:
+                self.process_frame(msg, receipt)
+            except FrameError as err:
+                with self.lock:
+                    self.stats.bad += 1
+                    self.stats.window_bad += 1
+                self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
+            except Exception as err:  # a bug or a backend failure must not stop the stream
+                with self.lock:
+                    self.stats.bad += 1
+                    self.stats.window_bad += 1
+                self.get_logger().error(f"dropped a frame: {type(err).__name__}: {err}",
+                                        throttle_duration_sec=5.0)
+
+    def process_frame(self, msg, receipt) -> None:
+        rgb = message_to_rgb(msg)
+        result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9)
+        labels = self.pipeline.labels
+        faces = []
+        for face in result.faces:
+            out = EmotionStamped()
+            out.header = msg.header
+            x, y, w, h = face.box
+            out.face = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
+            out.face_id = face.face_id
+            out.labels = labels
+            out.probabilities = face.probabilities.tolist()
+            out.label, out.confidence = face.label, face.confidence
+            out.model = self.engine.model_id
+            faces.append(out)
+        now = self.get_clock().now()
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        latency = (now.nanoseconds - stamp_ns) * 1e-6
+        processing = (now - receipt).nanoseconds * 1e-6
+        for out in faces:
+            out.latency_ms, out.processing_ms = latency, processing
+        self.emotions_pub.publish(EmotionArray(header=msg.header, faces=faces))
+        if faces:
+            self.emotion_pub.publish(faces[0])
+        with self.lock:
+            self.stats.processed += 1
+            self.stats.window_processed += 1
+            self.stats.latency_ms.append(latency)
+            self.stats.detect_ms.append(result.detect_ms)
+            self.stats.classify_ms.append(result.classify_ms)
+        if self.param("publish_debug_image") and self.debug_pub.get_subscription_count() > 0:
+            self.debug_pub.publish(self.debug_image(msg.header, rgb, result))
+
+    def debug_image(self, header, rgb: np.ndarray, result) -> Image:
+        canvas = rgb.copy()
+        for face in result.faces:
+            x, y, w, h = face.box
+            cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 2)
+            text = f"#{face.face_id} {face.label} {face.confidence:.2f}"
+            cv2.putText(canvas, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+        out = fill_image(Image(), canvas, "rgb8")
+        out.header = header
+        return out
+
+    # -- diagnostics --------------------------------------------------------------------------
+
+    def publish_diagnostics(self) -> None:
+        with self.lock:
+            s = self.stats
+            elapsed = max(time.monotonic() - s.window_start, 1e-6)
+            input_rate, processed_rate = s.window_received / elapsed, s.window_processed / elapsed
+            recent_bad = s.window_bad
+            values = {
+                "input_rate_hz": f"{input_rate:.1f}", "processed_rate_hz": f"{processed_rate:.1f}",
+                "frames_received": str(s.received), "frames_processed": str(s.processed),
+                "frames_dropped": str(s.dropped), "frames_bad": str(s.bad),
+                "latency_p50_ms": f"{percentile(s.latency_ms, 50):.1f}",
+                "latency_p95_ms": f"{percentile(s.latency_ms, 95):.1f}",
+                "detect_p50_ms": f"{percentile(s.detect_ms, 50):.1f}",
+                "classify_p50_ms": f"{percentile(s.classify_ms, 50):.1f}",
+            }
+            s.window_start, s.window_received, s.window_processed, s.window_bad = time.monotonic(), 0, 0, 0
+        engine = self.engine
+        if engine is not None:
+            values.update(device=engine.device, backend=engine.backend, model=engine.model_id)
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: emotion recognition",
+                                  hardware_id=values.get("device", ""))
+        if not self.running:
+            status.level, status.message = DiagnosticStatus.WARN, "inactive"
+        elif recent_bad:
+            status.level, status.message = DiagnosticStatus.WARN, f"{recent_bad} malformed frames dropped"
+        else:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+
+def main(args=None) -> int:
+    tune_allocator()
+    rclpy.init(args=args)
+    node = FerNode()
+    code = 0
+    try:
+        if node.param("autostart"):
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+            elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                code = 1
+        if code == 0:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop_worker()
+        node.release_engine()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

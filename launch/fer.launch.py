@@ -1,0 +1,50 @@
+"""Start fer_node with the shipped parameters.
+
+    ros2 launch fer_ros fer.launch.py image:=/camera/image_raw checkpoint:=/path/model.safetensors
+
+The Fast DDS profile for camera-sized images is exported to every process this file starts;
+start the camera driver from the same launch (or export FASTDDS_DEFAULT_PROFILES_FILE for it)
+so that the publisher uses it too.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=268435456"
+
+
+def fer_node(context):
+    image = LaunchConfiguration("image").perform(context)
+    checkpoint = LaunchConfiguration("checkpoint").perform(context)
+    parameters = [LaunchConfiguration("params_file").perform(context)]
+    if checkpoint:  # otherwise the params file's value stands
+        parameters.append({"checkpoint": checkpoint})
+    return [Node(
+        package="fer_ros",
+        executable="fer_node",
+        name="fer_node",
+        namespace=LaunchConfiguration("namespace"),
+        parameters=parameters,
+        remappings=[("image", image), ("image/compressed", image + "/compressed")],
+        output="screen",
+    )]
+
+
+def generate_launch_description():
+    share = get_package_share_directory("fer_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node"),
+        DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Camera image topic"),
+        DeclareLaunchArgument("checkpoint", default_value="", description="fer_ros .safetensors checkpoint"),
+        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fer.yaml"),
+                              description="Node parameters"),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               os.path.join(share, "config", "fastdds_large_images.xml")),
+        SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
+        OpaqueFunction(function=fer_node),
+    ])

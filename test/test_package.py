@@ -1,0 +1,158 @@
+"""The package as users get it: package.xml, installed files, params file, launch file, commands."""
+
+import ast
+import os
+import signal
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fer_ros.node import PARAMS
+from fer_ros.paths import share_dir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_package_xml_declares_a_format3_interface_package():
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.tag == "package" and root.get("format") == "3"
+    assert root.findtext("name") == "fer_ros"
+    depends = {e.text for e in root if e.tag in ("depend", "exec_depend")}
+    assert {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "rosidl_default_runtime"} <= depends
+    assert {e.text for e in root.findall("buildtool_depend")} >= {"ament_cmake", "rosidl_default_generators"}
+    assert root.findtext("member_of_group") == "rosidl_interface_packages"
+    assert root.find("export/build_type").text == "ament_cmake"
+    installed = ET.parse(share_dir() / "package.xml").getroot()
+    assert installed.findtext("version") == root.findtext("version")
+
+
+def test_installed_share_files():
+    share = share_dir()
+    for name in ("config/fer.yaml", "config/fastdds_large_images.xml", "launch/fer.launch.py",
+                 "msg/EmotionStamped.msg", "msg/EmotionArray.msg"):
+        assert (share / name).is_file(), name
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "fer_node").is_file() and (bin_dir / "fer-ros").is_file()
+
+
+def test_training_is_installed_under_fer_ros_not_top_level():
+    import importlib.util
+
+    import fer_ros.training
+    assert Path(fer_ros.training.__file__).parent.parent.name == "fer_ros"
+    spec = importlib.util.find_spec("training")
+    assert spec is None or not Path(spec.origin or "").is_relative_to(Path(sys.prefix))
+
+
+def test_params_file_sets_exactly_the_declared_parameters():
+    params = yaml.safe_load((REPO / "config" / "fer.yaml").read_text())["/**/fer_node"]["ros__parameters"]
+    assert set(params) == set(PARAMS), set(params) ^ set(PARAMS)
+    for name, value in params.items():
+        spec = PARAMS[name]
+        assert type(value) is type(spec.default), f"{name}: {value!r} vs default {spec.default!r}"
+        assert value == spec.default, f"{name}: the file and the node disagree on the default"
+        if spec.choices:
+            assert value in spec.choices
+        if spec.low is not None:
+            assert spec.low <= value <= spec.high
+
+
+def launch_tree():
+    return ast.parse((REPO / "launch" / "fer.launch.py").read_text())
+
+
+def test_launch_file_names_the_installed_executable_params_file_and_profile():
+    tree = launch_tree()
+    keywords = {k.arg: k.value for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords}
+    assert ast.literal_eval(keywords["package"]) == "fer_ros"
+    assert ast.literal_eval(keywords["executable"]) == "fer_node"
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert {"config", "fer.yaml", "fastdds_large_images.xml"} <= strings
+    assert (share_dir() / "config" / "fer.yaml").is_file()
+    assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in strings and "GLIBC_TUNABLES" in strings
+
+
+def test_launch_file_sets_only_declared_parameters():
+    overrides = set()
+    for node in ast.walk(launch_tree()):
+        if isinstance(node, ast.Dict):
+            overrides |= {ast.literal_eval(k) for k in node.keys if isinstance(k, ast.Constant)}
+    assert overrides and overrides <= set(PARAMS)
+
+
+def list_node_parameters(ros, node_name: str, timeout: float = 30.0) -> dict:
+    from rcl_interfaces.srv import GetParameters, ListParameters
+    from rclpy.parameter import parameter_value_to_python
+
+    node = ros.create_node("param_reader")
+    try:
+        lister = node.create_client(ListParameters, f"/{node_name}/list_parameters")
+        getter = node.create_client(GetParameters, f"/{node_name}/get_parameters")
+        assert lister.wait_for_service(timeout) and getter.wait_for_service(timeout)
+        future = lister.call_async(ListParameters.Request())
+        ros.spin_until_future_complete(node, future, timeout_sec=timeout)
+        names = [n for n in future.result().result.names if n in PARAMS]
+        future = getter.call_async(GetParameters.Request(names=names))
+        ros.spin_until_future_complete(node, future, timeout_sec=timeout)
+        return {n: parameter_value_to_python(v) for n, v in zip(names, future.result().values)}
+    finally:
+        node.destroy_node()
+
+
+def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros, spawn, tmp_path,
+                                                                               small_checkpoint):
+    params = yaml.safe_load((REPO / "config" / "fer.yaml").read_text())
+    params["/**/fer_node"]["ros__parameters"].update(detect_every=7, detector="none")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    fer_ros = str(Path(sys.executable).parent / "fer-ros")
+    node = spawn(fer_ros, "run", "--params-file", str(params_file), "--checkpoint", str(small_checkpoint),
+                 "--image", "/pkg_test/camera", "--namespace", "pkg_test", name="fer_node")
+    assert node.wait_for_output("listening on", 60), node.output()
+    assert "/pkg_test/camera" in node.output() and "/pkg_test/emotions" in node.output()
+    values = list_node_parameters(ros, "pkg_test/fer_node")
+    assert set(values) == set(PARAMS)
+    assert values["detect_every"] == 7 and values["detector"] == "none"
+    assert values["checkpoint"] == str(small_checkpoint)
+    environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")
+    assert any(e.startswith(b"FASTDDS_DEFAULT_PROFILES_FILE=") and e.endswith(b"fastdds_large_images.xml")
+               for e in environ)
+    started = time.monotonic()
+    assert node.stop(signal.SIGTERM) == 0, node.output()
+    assert time.monotonic() - started < 10
+    assert "Traceback" not in node.output()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_fer_node_exits_cleanly_on_signals(spawn, small_checkpoint, sig):
+    node = spawn(str(Path(sys.executable).parent / "fer_node"), "--ros-args", "--params-file",
+                 str(share_dir() / "config" / "fer.yaml"), "-p", f"checkpoint:={small_checkpoint}",
+                 "-r", "__node:=signal_test", name="fer_node")
+    assert node.wait_for_output("listening on", 60), node.output()
+    assert node.stop(sig) == 0, node.output()
+    assert "Traceback" not in node.output()
+
+
+def test_missing_checkpoint_fails_start_up_with_one_clear_line(spawn):
+    node = spawn(str(Path(sys.executable).parent / "fer_node"), "--ros-args",
+                 "-p", "checkpoint:=/nonexistent/model.safetensors", "-r", "__node:=missing_ckpt", name="fer_node")
+    node.proc.wait(60)
+    assert node.proc.returncode == 1
+    output = node.output()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "/nonexistent/model.safetensors" in errors[0], output
+
+
+def test_print_env_exports_the_profile():
+    import subprocess
+    out = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "export FASTDDS_DEFAULT_PROFILES_FILE=" in out and "fastdds_large_images.xml" in out
+    path = out.split("FASTDDS_DEFAULT_PROFILES_FILE=")[1].split()[0].strip("'")
+    assert os.path.isfile(path)

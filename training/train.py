@@ -275,6 +275,36 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     raise ValueError(f"unknown optimizer {o.name!r}; choose sgd or adamw")
 
 
+def train_step(net, model, optimizer, scaler, images, targets, cfg: Config, aug_gen, amp, loss_weight=None):
+    """One optimizer step on a uint8 batch: to the device, augment, forward, loss, backward, clip, step.
+
+    Returns (loss, logits, true class per sample (-1: unusable image, ignored by the loss)).
+    """
+    device = next(model.parameters()).device
+    images = images.to(device, non_blocking=True)
+    targets = targets.to(device, non_blocking=True)
+    x = prepare_batch(images, size=cfg.data.input_size, color=cfg.data.color, mean=cfg.data.mean, std=cfg.data.std,
+                      augment=cfg.augment, generator=aug_gen, channels_last=cfg.train.channels_last)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        logits = net(x)
+    logits = logits.float()
+    if targets.dim() == 2:  # vote distributions (FER+ probability targets)
+        loss = F.cross_entropy(logits, targets, weight=loss_weight, label_smoothing=cfg.train.label_smoothing)
+        true = targets.argmax(1)
+    else:
+        loss = F.cross_entropy(logits, targets, weight=loss_weight, ignore_index=-1,
+                               label_smoothing=cfg.train.label_smoothing)
+        true = targets
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if cfg.optim.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), logits.detach(), true
+
+
 # ---------------------------------------------------------------------------------------------
 # Evaluation during training (the full report with TTA lives in fer_ros.training.evaluate).
 
@@ -421,29 +451,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
             lr = lr_at(step, cfg.optim, cfg.optim.lr, total_steps, plateau.scale)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            x = prepare_batch(images, size=cfg.data.input_size, color=cfg.data.color, mean=cfg.data.mean,
-                              std=cfg.data.std, augment=cfg.augment, generator=aug_gen,
-                              channels_last=cfg.train.channels_last)
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                logits = net(x)
-            logits = logits.float()
-            if targets.dim() == 2:  # vote distributions (FER+ probability targets)
-                loss = F.cross_entropy(logits, targets, weight=loss_weight, label_smoothing=cfg.train.label_smoothing)
-                true = targets.argmax(1)
-            else:
-                skipped += (targets < 0).sum()
-                loss = F.cross_entropy(logits, targets, weight=loss_weight, ignore_index=-1,
-                                       label_smoothing=cfg.train.label_smoothing)
-                true = targets
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
+            loss, logits, true = train_step(net, model, optimizer, scaler, images, targets, cfg, aug_gen, amp,
+                                            loss_weight)
+            skipped += (true < 0).sum()
             step += 1
             valid = true >= 0
             loss_sum += loss.detach() * valid.sum()

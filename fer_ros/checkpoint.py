@@ -101,7 +101,9 @@ def save_checkpoint(path: str | Path, model: MiTFusion, meta: ModelMeta, dtype: 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(state, tmp, metadata={_META_KEY: meta.to_json(), "format": "pt"})
+        # One metadata entry only: safetensors writes several in hash order, and the same checkpoint
+        # saved twice would then differ in bytes (and in checkpoint_id).
+        save_file(state, tmp, metadata={_META_KEY: meta.to_json()})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

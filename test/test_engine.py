@@ -142,3 +142,21 @@ def test_cuda_matches_cpu(model, crops, precision):
         eng.warmup()
         for n in (1, 3, 4, 5, 8):  # padded, exact, and split across captured sizes
             np.testing.assert_allclose(eng.predict((crops * 2)[:n]), np.concatenate([ref, ref])[:n], atol=2e-2)
+
+
+def test_bench_runs_and_writes_the_documented_json(tmp_path, capsys):
+    import json
+
+    from fer_ros.cli import main
+
+    out = tmp_path / "bench.json"
+    args = ["bench", "--device", "cpu", "--size", "64", "--batch", "2", "--sweep", "1,2", "--runs", "2",
+            "--latency-runs", "2", "--sweep-runs", "2", "--warmup", "1", "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["params"] == 3_452_519 and report["macs"] > 0
+    names = {r["name"] for r in report["results"]}
+    assert any("SegformerModel" in n for n in names) and any("fer_ros" in n for n in names)
+    for row in report["results"]:
+        assert {"name", "device", "batch", "mean_ms", "median_ms"} <= set(row) and row["device"] == "cpu"
+    assert "median_ms" in capsys.readouterr().out

@@ -56,12 +56,17 @@ def test_train_mode_is_stochastic_eval_is_not(b0):
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "mit_b0"])
 def test_larger_variants_build_and_run(variant):
-    # Only b1 runs a forward pass (the deep ones are slow on small CI machines); all must build.
-    model = build_model(variant).eval()
+    # Only b1 is built for real and run; the deeper ones are built on the meta device (no memory,
+    # no initialisation cost), which still checks their structure and size.
     if variant == "mit_b1":
+        model = build_model(variant).eval()
         with torch.no_grad():
             assert model(torch.randn(1, 3, 64, 64)).shape == (1, 7)
+    else:
+        with torch.device("meta"):
+            model = build_model(variant)
     assert model.encoder.embed_dims == (64, 128, 320, 512)
+    assert count_params(model) > count_params(build_model("mit_b0"))
 
 
 def test_bad_arguments_are_value_errors():
@@ -71,3 +76,18 @@ def test_bad_arguments_are_value_errors():
         MiTFusion(num_classes=0)
     with pytest.raises(ValueError, match="one entry per stage"):
         MiTFusion(depths=(2, 2, 2))
+
+
+def test_mac_count_states_what_it_counts(b0):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fer_ros.macs import count_macs
+
+    macs = count_macs(b0, 224)
+    assert 0.41e9 < macs["conv_linear"] < 0.43e9  # the paper's "0.425 B"
+    assert 0.45e9 < macs["total"] < 0.47e9  # + Q K^T and attn V
+    # torch's own counter over convolutions and matrix products (2 FLOPs per MAC) agrees exactly.
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        b0.eval()(torch.zeros(1, 3, 224, 224))
+    per_op = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    assert sum(per_op.get(k, 0) for k in ("aten.convolution", "aten.addmm", "aten.mm")) == 2 * macs["conv_linear"]

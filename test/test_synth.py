@@ -40,7 +40,7 @@ def test_draw_scene_box_holds_the_face():
     for label in FER7:
         img, (x, y, w, h) = synth.draw_scene(label, rng, width=320, height=240)
         assert img.shape == (240, 320, 3) and img.dtype == np.uint8
-        assert 0 <= x and 0 <= y and x + w <= 320 and y + h <= 240 and w == h >= 16
+        assert 0 <= x and 0 <= y and x + w <= 320 and y + h <= 240 and w == h >= 11
     a, box_a = synth.draw_scene("happy", np.random.default_rng(1))
     b, box_b = synth.draw_scene("happy", np.random.default_rng(1))
     assert np.array_equal(a, b) and box_a == box_b

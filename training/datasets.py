@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -518,7 +519,7 @@ def load_synthetic(root: str | Path = "", labels=FER7, color: str = "rgb", size:
     out = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
         images, targets = render_faces(n, labels, size, seed * 10 + SPLIT_SEEDS[split], gray=color == "gray",
-                                       progress=n >= 2000)
+                                       progress=n >= 2000 and sys.stderr.isatty())
         out[split] = ArrayDataset(torch.from_numpy(images), torch.from_numpy(targets), labels, color,
                                   name=f"synthetic/{split}")
     return out

@@ -230,11 +230,11 @@ def _pose_matrix(rng: np.random.Generator, out: int, jitter: float) -> np.ndarra
     return m
 
 
-def _finish(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Camera nuisances: brightness/contrast, blur and sensor noise."""
+def _finish(img: np.ndarray, rng: np.random.Generator, face_side: int) -> np.ndarray:
+    """Camera nuisances: brightness/contrast, blur (in proportion to the face) and sensor noise."""
     out = img.astype(np.float32) * rng.uniform(0.75, 1.2) + rng.uniform(-25, 25)
-    if rng.random() < 0.4:  # defocus, in proportion to the image so small faces keep their features
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.0) * min(img.shape[:2]) / 96)
+    if rng.random() < 0.4:  # defocus, in proportion to the face so small faces keep their features
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.0) * face_side / 96)
     out += rng.normal(0.0, rng.uniform(0, 8), size=out.shape)
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -267,15 +267,21 @@ def draw_face(label: str, rng: np.random.Generator, size: int = 96, jitter: floa
     m = _pose_matrix(rng, size, jitter)
     m[:, :2] *= _CANVAS / inner
     img = _composite(face_s, alpha_s, draw_background(rng, size, size), m)
-    return _finish(img, rng)
+    return _finish(img, rng, size)
+
+
+# Side of a detector's face box relative to the drawn head square: 1 / (1 + 2 * 0.2 margin).
+FACE_BOX = 1 / 1.4
 
 
 def draw_scene(label: str, rng: np.random.Generator, width: int = 640, height: int = 480,
                face_range: tuple[float, float] = (0.2, 0.45)) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A cluttered (height, width, 3) uint8 RGB frame with one face showing `label`.
 
-    Returns the frame and the face's box (x, y, w, h) in pixels: the square the face was drawn into
-    (head and ears fill most of it). face_range is the box side as a fraction of min(width, height).
+    Returns the frame and the face's box (x, y, w, h) in pixels, as a face detector reports it: the
+    central part of the head, brows to chin (FACE_BOX of the square the head is drawn into). Grown by
+    a 20 % margin on every side, as the pipeline crops, it is that square again, framed like
+    `draw_face`. face_range is the head square's side as a fraction of min(width, height).
     """
     _check_label(label)
     side = int(round(rng.uniform(*face_range) * min(width, height)))
@@ -286,7 +292,9 @@ def draw_scene(label: str, rng: np.random.Generator, width: int = 640, height: i
     m = _pose_matrix(rng, side, 0.5)
     m[:, 2] += (x, y)
     img = _composite(face, alpha, draw_background(rng, width, height), m)
-    return _finish(img, rng), (x, y, side, side)
+    inner = int(round(side * FACE_BOX))
+    off = (side - inner) // 2
+    return _finish(img, rng, side), (x + off, y + off, inner, inner)
 
 
 def face_rng(seed: int, index: int) -> np.random.Generator:

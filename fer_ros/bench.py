@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -153,6 +154,8 @@ def machine() -> dict:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
+    if hasattr(os, "getloadavg"):  # other work on the machine shows up here, and in the timings
+        info["load_average_1min"] = round(os.getloadavg()[0], 2)
     return info
 
 
@@ -193,7 +196,8 @@ def run(args: argparse.Namespace) -> int:
     params, macs = count_params(model), count_macs(model, args.size)
     print(f"MiT-b0 fusion, 7 classes: {params:,} parameters; {macs['conv_linear'] / 1e9:.3f} G MACs at "
           f"{args.size}x{args.size} (conv + linear; {macs['total'] / 1e9:.3f} G with the attention products)")  # fmt: skip
-    print(f"machine: {machine()}")
+    machine_at_start = machine()
+    print(f"machine: {machine_at_start}")
     print(HEADER)
     rows: list[Row] = []
     for device in devices:
@@ -211,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
             "input_size": args.size,
             "protocol": {"batch": args.batch, "runs": args.runs, "latency_runs": args.latency_runs,
                          "sweep_runs": args.sweep_runs, "warmup": args.warmup},  # fmt: skip
-            "machine": machine(),
+            "machine": machine_at_start,
+            "load_average_1min_at_end": machine().get("load_average_1min"),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "results": [asdict(r) for r in rows],
         }

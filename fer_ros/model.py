@@ -167,10 +167,10 @@ class MiT(nn.Module):
 
     def __init__(
         self,
-        embed_dims: tuple[int, ...] = (32, 64, 160, 256),
-        depths: tuple[int, ...] = (2, 2, 2, 2),
-        num_heads: tuple[int, ...] = (1, 2, 5, 8),
-        sr_ratios: tuple[int, ...] = (8, 4, 2, 1),
+        embed_dims: tuple[int, ...],
+        depths: tuple[int, ...],
+        num_heads: tuple[int, ...],
+        sr_ratios: tuple[int, ...],
         mlp_ratio: float = 4.0,
         in_chans: int = 3,
         qkv_bias: bool = True,

@@ -36,8 +36,8 @@ class Pipeline:
     """Runs detection every `detect_every` frames and follows the faces in between.
 
     Following re-runs the detector only on a window around each known face, which costs a
-    fraction of a full-frame search; a face that is not found there keeps its last box until
-    the next full detection.
+    fraction of a full-frame search; a face not found in its window is dropped (it left or
+    turned away), and a frame that ends up with no faces triggers a full search next time.
     """
 
     def __init__(self, engine, detector, tracker: FaceTracker | None = None, margin: float = 0.2,
@@ -74,8 +74,6 @@ class Pipeline:
             if found:
                 x, y, w, h = found[0]
                 followed.append((x + wx, y + wy, w, h))
-            else:
-                followed.append(box)
         return followed, False
 
     def process(self, rgb: np.ndarray, now: float | None = None) -> FrameResult:

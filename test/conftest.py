@@ -17,6 +17,10 @@ import pytest
 # see each other's topics. Set before anything imports rclpy; child processes inherit it.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(10, 100)))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Camera-sized frames leave this process as they would leave a camera driver: with the shipped
+# Fast DDS profile (tests that need the default transport remove it for their own child).
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(sys.prefix) / "share" / "fer_ros" / "config"
+                                                           / "fastdds_large_images.xml"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,132 @@
+"""The frame pipeline without ROS: detection, following, tracking ids, smoothing, threshold."""
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from fer_ros.engine import Engine
+from fer_ros.faces import DetectorOptions, HaarDetector, WholeImage, expand_box, make_detector
+from fer_ros.pipeline import UNKNOWN, Pipeline, PipelineOptions, build_pipeline
+from fer_ros.tracking import FaceTracker, iou
+
+
+def astronaut_frame():
+    """The astronaut photo (one real frontal face) centred in a 640x480 frame."""
+    face = cv2.resize(skimage.data.astronaut(), (480, 480), interpolation=cv2.INTER_AREA)
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, 80:560] = face
+    return frame
+
+
+ASTRONAUT_FACE_CENTRE = (290, 106)  # measured once by eye on the frame above
+
+
+class FixedEngine:
+    """Returns queued probability rows: lets the tests check smoothing and thresholds exactly."""
+
+    labels = ["a", "b", "c"]
+    model_id = "fixed"
+
+    def __init__(self, rows):
+        self.rows = list(rows)
+        self.calls = []
+
+    def predict(self, crops):
+        self.calls.append([c.shape for c in crops])
+        return np.array([self.rows.pop(0) for _ in crops], np.float32)
+
+
+def test_haar_finds_the_real_face():
+    boxes = HaarDetector(DetectorOptions())(astronaut_frame())
+    assert len(boxes) == 1
+    x, y, w, h = boxes[0]
+    cx, cy = x + w / 2, y + h / 2
+    assert abs(cx - ASTRONAUT_FACE_CENTRE[0]) < 30 and abs(cy - ASTRONAUT_FACE_CENTRE[1]) < 30
+    assert 60 < w < 160
+
+
+def test_haar_finds_nothing_in_noise_and_respects_min_size():
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert HaarDetector(DetectorOptions())(noise) == []
+    assert HaarDetector(DetectorOptions(min_face_size=200))(astronaut_frame()) == []
+
+
+def test_unknown_detector_and_missing_yunet_model_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown detector"):
+        make_detector(DetectorOptions(kind="magic"))
+    with pytest.raises(ValueError, match="yunet_model"):
+        make_detector(DetectorOptions(kind="yunet"))
+
+
+def test_expand_box_is_clipped_to_the_frame():
+    assert expand_box((10, 10, 20, 20), 0.5, 100, 100) == (0, 0, 40, 40)
+    assert expand_box((90, 90, 20, 20), 0.25, 100, 100) == (85, 85, 15, 15)
+
+
+def test_tracker_keeps_ids_while_faces_move_and_forgets_lost_ones():
+    tracker = FaceTracker(timeout=1.0)
+    first = [t.face_id for t in tracker.match([(0, 0, 50, 50), (200, 0, 50, 50)], now=0.0)]
+    moved = [t.face_id for t in tracker.match([(205, 5, 50, 50), (5, 5, 50, 50)], now=0.1)]
+    assert first == [1, 2] and moved == [2, 1]
+    assert [t.face_id for t in tracker.match([(5, 5, 50, 50)], now=0.9)] == [1]
+    assert [t.face_id for t in tracker.match([(5, 5, 50, 50), (200, 0, 50, 50)], now=1.5)] == [1, 3]
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_ema_and_window_smoothing_per_face():
+    frame = np.zeros((40, 40, 3), np.uint8)
+    rows = [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    ema = Pipeline(FixedEngine(rows), WholeImage(), FaceTracker(smoothing="ema", alpha=0.5))
+    probs = [ema.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
+    assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0.25, 0.75, 0])
+    window = Pipeline(FixedEngine(rows), WholeImage(), FaceTracker(smoothing="window", window=2))
+    probs = [window.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
+    assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0, 1, 0])
+    assert all(abs(p.sum() - 1) < 1e-6 for p in probs)
+
+
+def test_confidence_threshold_gives_unknown_but_keeps_the_confidence():
+    pipeline = Pipeline(FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]), WholeImage(),
+                        confidence_threshold=0.6)
+    low, high = (pipeline.process(np.zeros((8, 8, 3), np.uint8)).faces[0] for _ in range(2))
+    assert low.label == UNKNOWN and low.confidence == pytest.approx(0.5)
+    assert high.label == "a" and high.confidence == pytest.approx(0.9)
+
+
+def test_faces_are_followed_between_full_detections():
+    frame = astronaut_frame()
+    calls = []
+
+    class CountingHaar(HaarDetector):
+        def __call__(self, rgb):
+            calls.append(rgb.shape[:2])
+            return super().__call__(rgb)
+
+    engine = FixedEngine([[1, 0, 0]] * 6)
+    pipeline = Pipeline(engine, CountingHaar(DetectorOptions()), detect_every=3)
+    results = [pipeline.process(frame, now=i / 30) for i in range(6)]
+    assert [r.detected for r in results] == [True, False, False, True, False, False]
+    assert all(len(r.faces) == 1 for r in results)
+    assert len({r.faces[0].face_id for r in results}) == 1
+    full = [c for c in calls if c == (480, 640)]
+    assert len(full) == 2 and len(calls) == 6  # the other four searched a window only
+    assert all(c[0] < 480 for c in calls if c != (480, 640))
+
+
+def test_real_engine_in_the_pipeline(small_checkpoint):
+    engine = Engine.from_checkpoint(small_checkpoint, device="cpu")
+    pipeline = build_pipeline(engine, PipelineOptions(detector="haar", max_faces=3))
+    result = pipeline.process(astronaut_frame())
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert face.probabilities.shape == (7,) and abs(float(face.probabilities.sum()) - 1) < 1e-5
+    assert face.label == engine.labels[int(np.argmax(face.probabilities))]
+    assert result.detect_ms > 0 and result.classify_ms > 0
+    empty = pipeline.process(np.zeros((480, 640, 3), np.uint8))  # followed, not found: dropped
+    assert empty.faces == [] and not empty.detected
+
+
+def test_options_from_node_params_ignore_other_keys_and_cast():
+    options = PipelineOptions.from_params({"detector": "none", "detect_every": 2.0, "checkpoint": "x"})
+    assert options.detector == "none" and options.detect_every == 2 and isinstance(options.detect_every, int)

@@ -135,14 +135,16 @@ def cfg_labels():
     return FER7
 
 
-# Learnability, measured on this machine's 2 cores (see the numbers below): MiT-b0 from scratch on
-# synthetic faces at 32x32, 1,400 training faces, AdamW 1e-3 with warm-up, 6 epochs.
-LEARN_THRESHOLD = 0.5
+# Learnability. MiT-b0 from scratch on synthetic faces at 32x32: 1,400 training faces, batch 32,
+# AdamW 5e-4 with a 30-step warm-up, cosine, 6 epochs (264 steps). Measured on this project's 2-core
+# CI machine (shared, 90-140 s per run): best validation accuracy 0.593, 0.618, 0.550 for seeds
+# 0, 1, 2 (chance 0.143). The threshold sits 0.15 under the lowest: far above chance, yet not flaky.
+LEARN_THRESHOLD = 0.40
 
 
 def test_learns_synthetic_faces_from_scratch(tmp_path):
     cfg = tiny(tmp_path, **{"data.synthetic_train": 1400, "data.synthetic_val": 280, "data.synthetic_test": 0,
-                            "train.batch_size": 32, "train.epochs": 6, "optim.lr": 1e-3,
-                            "optim.warmup_steps": 30, "train.threads": 2})
+                            "train.batch_size": 32, "train.epochs": 6, "optim.lr": 5e-4,
+                            "optim.warmup_steps": 30})
     summary = train(cfg, progress=False)
     assert summary["best_val_acc"] >= LEARN_THRESHOLD, summary

@@ -90,6 +90,7 @@ class TrainConfig:
     steps_per_epoch: int = 0  # cap on steps per epoch (quick runs); 0 = the whole set
     eval_flip: bool = False  # average predictions over the image and its mirror when validating
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    save_dtype: str = "float32"  # weights of best.safetensors: float32 | float16 (half the size)
     threads: int = 0  # CPU threads for torch; 0 = torch's default (on a shared CPU, 1 avoids stalls)
 
 

@@ -352,7 +352,10 @@ def export_best(path: Path, model, cfg: Config, classes, metrics: dict) -> None:
         train_config=cfg.to_dict(),
         metrics=metrics,
     )
-    save_checkpoint(path, model, meta)
+    dtypes = {"float32": None, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if cfg.train.save_dtype not in dtypes:
+        raise ValueError(f"train.save_dtype must be one of {', '.join(dtypes)}, got {cfg.train.save_dtype!r}")
+    save_checkpoint(path, model, meta, dtype=dtypes[cfg.train.save_dtype])
 
 
 def train(cfg: Config, progress: bool = True) -> dict:

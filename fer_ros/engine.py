@@ -116,21 +116,28 @@ class _TorchRunner:
         if self.compile:
             try:
                 self.fn = torch.compile(self.net, dynamic=False)
+                first = self.batch_sizes[0] if self.batch_sizes else 1
                 with torch.inference_mode():
-                    self.fn(torch.zeros(self.batch_sizes[0] if self.batch_sizes else 1, 3, input_size, input_size, device=self.device, dtype=self.dtype))
+                    self.fn(torch.zeros(first, 3, input_size, input_size, device=self.device, dtype=self.dtype))
             except Exception as e:  # compilers fail in many ways (missing toolchain, unsupported op)
                 log.warning("torch.compile failed, running eagerly: %s", str(e).splitlines()[0][:200])
                 self.notes.append("compile failed")
                 self.fn = self.net
-        for b in self.batch_sizes:
+        while True:
             try:
-                self.graphs[b] = self._capture(b, input_size)
-            except Exception as e:
-                log.warning("CUDA graph capture failed for batch %d, running eagerly: %s", b, str(e)[:200])
-                self.notes.append("graph capture failed")
+                for b in self.batch_sizes:
+                    self.graphs[b] = self._capture(b, input_size)
+                return
+            except Exception as e:  # a recompile for a new batch size can fail here too
                 self.graphs.clear()
                 torch.cuda.synchronize(self.device)
-                break
+                if self.fn is self.net:
+                    log.warning("CUDA graph capture failed, running eagerly: %s", str(e).splitlines()[0][:200])
+                    self.notes.append("graph capture failed")
+                    return
+                log.warning("compiled capture failed, retrying uncompiled: %s", str(e).splitlines()[0][:200])
+                self.notes.append("compiled capture failed")
+                self.fn = self.net
 
     def _capture(self, batch: int, input_size: int):
         static_in = torch.zeros(batch, 3, input_size, input_size, device=self.device, dtype=self.dtype)

@@ -63,7 +63,7 @@ class Preprocess:
 
 
 def _check_crop(crop: np.ndarray, index: int) -> np.ndarray:
-    crop = np.asarray(crop)
+    crop = np.ascontiguousarray(crop)  # OpenCV refuses views with negative strides (e.g. BGR->RGB [..., ::-1])
     if crop.dtype != np.uint8:
         raise ValueError(f"crop {index}: expected uint8, got {crop.dtype}")
     if crop.ndim == 3 and crop.shape[2] == 1:

@@ -100,6 +100,13 @@ def test_grey_crop_into_rgb_model_is_replicated():
     assert np.array_equal(p.resize([g]), p.resize([np.stack([g] * 3, -1)]))
 
 
+def test_crops_may_be_views_of_a_frame(crops):
+    p = Preprocess(SIZE, "rgb")
+    frame = crops[1]
+    view = frame[10:60, 5:70, ::-1]  # a region of a BGR frame, channel-reversed without a copy
+    assert np.array_equal(p.resize([view]), p.resize([frame[10:60, 5:70, ::-1].copy()]))
+
+
 def test_from_checkpoint_and_cache(model, tmp_path, crops):
     path = save_checkpoint(tmp_path / "fer.safetensors", model, meta())
     with Engine.from_checkpoint(path, device="auto", threads=1) as eng:

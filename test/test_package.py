@@ -138,15 +138,45 @@ def test_fer_node_exits_cleanly_on_signals(spawn, small_checkpoint, sig):
     assert "Traceback" not in node.output()
 
 
-def test_missing_checkpoint_fails_start_up_with_one_clear_line(spawn):
-    node = spawn(str(Path(sys.executable).parent / "fer_node"), "--ros-args",
-                 "-p", "checkpoint:=/nonexistent/model.safetensors", "-r", "__node:=missing_ckpt", name="fer_node")
+def start_node(spawn, *params, name="start_test"):
+    args = [str(Path(sys.executable).parent / "fer_node"), "--ros-args", "-r", f"__node:={name}"]
+    for p in params:
+        args += ["-p", p]
+    return spawn(*args, name="fer_node")
+
+
+def corrupt_checkpoint(tmp_path) -> str:
+    path = tmp_path / "corrupt.safetensors"
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["missing", "corrupt", "cuda_without_gpu"])
+def test_start_up_errors_are_one_clear_line_and_exit_1(spawn, tmp_path, small_checkpoint, case):
+    import torch
+    if case == "cuda_without_gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    params, expected = {
+        "missing": (["checkpoint:=/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
+        "corrupt": ([f"checkpoint:={corrupt_checkpoint(tmp_path)}"], "corrupt"),
+        "cuda_without_gpu": ([f"checkpoint:={small_checkpoint}", "device:=cuda"], "CUDA is not available"),
+    }[case]
+    node = start_node(spawn, *params)
     node.proc.wait(60)
-    assert node.proc.returncode == 1
     output = node.output()
+    assert node.proc.returncode == 1, output
     assert "Traceback" not in output
     errors = [line for line in output.splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "/nonexistent/model.safetensors" in errors[0], output
+    assert len(errors) == 1 and expected in errors[0], output
+
+
+def test_cuda_with_cpu_fallback_runs_on_the_cpu_and_says_so(spawn, small_checkpoint):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    node = start_node(spawn, f"checkpoint:={small_checkpoint}", "device:=cuda", "allow_cpu_fallback:=true")
+    assert node.wait_for_output("listening on", 60), node.output()
+    assert "no GPU is available: running on the CPU" in node.output() and " on cpu " in node.output()
 
 
 def test_print_env_exports_the_profile():

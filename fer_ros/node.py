@@ -23,13 +23,14 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.dds import tune_allocator
 from fer_ros.faces import DETECTORS
 from fer_ros.images import FrameError, fill_image, message_to_rgb
 from fer_ros.msg import EmotionArray, EmotionStamped
 from fer_ros.pipeline import PipelineOptions, build_pipeline
+from fer_ros.results import emotion_messages, rclpy_classes
 from fer_ros.tracking import SMOOTHING
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -134,6 +135,7 @@ class FerNode(LifecycleNode):
         self.running = False
         self.settings_changed = False
         self.stats = Stats()
+        self.message_classes = rclpy_classes()
         self.emotions_pub = self.emotion_pub = self.debug_pub = self.diag_pub = None
         self.diag_timer = None
 
@@ -318,26 +320,13 @@ class FerNode(LifecycleNode):
     def process_frame(self, msg, receipt) -> None:
         rgb = message_to_rgb(msg)
         result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9)
-        labels = self.pipeline.labels
-        faces = []
-        for face in result.faces:
-            out = EmotionStamped()
-            out.header = msg.header
-            x, y, w, h = face.box
-            out.face = RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h)
-            out.face_id = face.face_id
-            out.labels = labels
-            out.probabilities = face.probabilities.tolist()
-            out.label, out.confidence = face.label, face.confidence
-            out.model = self.engine.model_id
-            faces.append(out)
         now = self.get_clock().now()
         stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         latency = (now.nanoseconds - stamp_ns) * 1e-6
         processing = (now - receipt).nanoseconds * 1e-6
-        for out in faces:
-            out.latency_ms, out.processing_ms = latency, processing
-        self.emotions_pub.publish(EmotionArray(header=msg.header, faces=faces))
+        array, faces = emotion_messages(result, msg.header, self.pipeline.labels, self.engine.model_id,
+                                        self.message_classes, latency, processing)
+        self.emotions_pub.publish(array)
         if faces:
             self.emotion_pub.publish(faces[0])
         with self.lock:

@@ -228,3 +228,28 @@ def test_deactivate_stops_answering_and_activate_resumes(fer_node):
     assert result.success
     key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
     assert key in fer_node.arrays
+
+
+def test_face_id_is_stable_across_frames(fer_node):
+    ids = []
+    for _ in range(3):
+        key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        ids.append(fer_node.arrays[key].faces[0].face_id)
+    assert len(set(ids)) == 1 and ids[0] >= 1
+
+
+def test_max_rate_caps_the_processed_rate(fer_node):
+    assert fer_node.set_params(max_rate=2.0)[0].successful
+    try:
+        frame = fill_image(Image(), cv2.resize(astronaut_frame(), (160, 120)), "rgb8")
+        fer_node.spin_until(lambda: False, 0.6)
+        sent = []
+        start = time.monotonic()
+        while time.monotonic() - start < 3.0:  # 20 Hz for 3 s
+            sent.append(fer_node.send(frame, repeat_until_answered=False))
+            fer_node.spin_until(lambda: False, 0.05)
+        fer_node.spin_until(lambda: False, 1.0)
+        answered = sum(k in fer_node.arrays for k in sent)
+        assert 3 <= answered <= 9, f"{answered} of {len(sent)} frames answered at max_rate 2"
+    finally:
+        assert fer_node.set_params(max_rate=0.0)[0].successful

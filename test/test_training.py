@@ -148,3 +148,22 @@ def test_learns_synthetic_faces_from_scratch(tmp_path):
                             "optim.warmup_steps": 30})
     summary = train(cfg, progress=False)
     assert summary["best_val_acc"] >= LEARN_THRESHOLD, summary
+
+
+def test_fer2013_csv_run_reports_bad_rows(tmp_path):
+    # The grey FER2013 path end to end: CSV written by `fer-ros synth`, one broken row appended.
+    import argparse
+
+    from fer_ros.training import synth
+
+    csv_path = tmp_path / "fer2013.csv"
+    synth.run(argparse.Namespace(out=csv_path, format=None, num=28, val=14, test=14, labels="fer7", size=48, seed=0))
+    with open(csv_path, "a") as f:
+        f.write("3,1 2 3,Training\n")
+    cfg = load_config("fer2013", {"data.root": str(csv_path), "data.input_size": 32, "train.batch_size": 14,
+                                  "train.epochs": 1, "train.steps_per_epoch": 1, "train.threads": 1,
+                                  "train.out_dir": str(tmp_path / "run")})
+    summary = train(cfg, progress=False)
+    assert summary["data_report"] == ["bad rows: 1 wrong pixel count or value (e.g. fer2013.csv:58)"]
+    _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert meta.color == "gray" and meta.input_size == 32 and meta.dataset == "fer2013:fer2013.csv"

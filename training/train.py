@@ -383,7 +383,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
     classes = train_set.classes
     for name, ds in (("train", train_set), ("val", val_set)):
         say(f"{name}: {describe(ds)}")
-    for line in all_reports(splits).lines():
+    data_report = all_reports(splits).lines()
+    for line in data_report:
         say(line)
 
     model = build(cfg, len(classes)).to(device)
@@ -487,7 +488,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
         ddp.barrier()
 
     summary = finish(cfg, out, ddp, device, amp, history, plateau, val_set, test_set, classes,
-                     skipped, stop_reason, time.time() - t_start)
+                     skipped, stop_reason, time.time() - t_start, data_report)
     ddp.close()
     return summary
 
@@ -498,12 +499,12 @@ def _brief(metrics: dict) -> dict:
 
 
 def finish(cfg, out, ddp, device, amp, history, plateau, val_set, test_set, classes, skipped, stop_reason,
-           seconds) -> dict:
+           seconds, data_report) -> dict:
     """Scores the best checkpoint on the test split, writes summary.json and the plots, prints a summary."""
     ddp.sum(skipped)
     summary = {"stopped": stop_reason, "epochs_run": len(history), "best_epoch": plateau.best_epoch + 1,
                "best_val_acc": plateau.best, "unreadable_images_skipped": int(skipped.item()),
-               "seconds": round(seconds, 1), "checkpoint": str(out / BEST_FILE)}
+               "seconds": round(seconds, 1), "checkpoint": str(out / BEST_FILE), "data_report": data_report}
     best_path = out / BEST_FILE
     if test_set is not None and best_path.exists() and len(test_set):
         from fer_ros.checkpoint import load_checkpoint
@@ -528,6 +529,8 @@ def finish(cfg, out, ddp, device, amp, history, plateau, val_set, test_set, clas
                   f"macro-F1 {t['macro_f1']:.4f}")
         if summary["unreadable_images_skipped"]:
             print(f"unreadable images skipped: {summary['unreadable_images_skipped']}")
+        for line in data_report:  # repeated at the end, where a person looks
+            print(line)
     return summary
 
 

@@ -16,6 +16,8 @@ COMMANDS = {
     "synth": ("fer_ros.training.synth", "write synthetic faces as image folders or a FER2013-style CSV"),
     "export": ("fer_ros.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "bench": ("fer_ros.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
+    "bag-eval": ("fer_ros.bag_eval", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
+    "synth-bag": ("fer_ros.synth_bag", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
 }
 
 

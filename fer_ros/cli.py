@@ -17,6 +17,8 @@ COMMANDS = {
     "export": ("fer_ros.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "bench": ("fer_ros.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
     "bag-eval": ("fer_ros.bag_eval", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
+    "bag-replay": ("fer_ros.bag_replay", "publish a bag's image topics live, at the recorded rate or scaled"),
+    "record": ("fer_ros.record", "record live topics (default /emotion /emotions) into a rosbag2"),
     "synth-bag": ("fer_ros.synth_bag", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
 }
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "bag-replay": ("fer_ros.bag_replay", "publish a bag's image topics live, at the recorded rate or scaled"),
     "record": ("fer_ros.record", "record live topics (default /emotion /emotions) into a rosbag2"),
     "synth-bag": ("fer_ros.synth_bag", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
+    "demo": ("fer_ros.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
 }
 
 

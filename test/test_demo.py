@@ -1,0 +1,55 @@
+"""`fer-ros demo`, shortened: the whole live chain, and agreement with the offline evaluator."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer_ros.cli import main as fer_ros
+
+FER_ROS = str(Path(sys.executable).parent / "fer-ros")
+
+
+def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path, small_checkpoint):
+    out = tmp_path / "demo"
+    # Reliable image QoS and half speed (15 Hz): on a busy 2-core machine no frame may be lost.
+    demo = subprocess.run([FER_ROS, "demo", "--frames", "45", "--rate", "0.5", "--out", str(out),
+                           "--checkpoint", str(small_checkpoint), "-p", "qos_reliability:=reliable"],
+                          capture_output=True, text=True, timeout=150)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    lines = demo.stdout.splitlines()
+    assert [line.split("]")[0] for line in lines if line.startswith("[")] == \
+        ["[1/5", "[2/5", "[3/5", "[4/5", "[5/5"]
+    live = [line for line in lines if "latency" in line and " truth " in line]
+    assert len(live) == 45  # one printed line per result, as it arrived
+    assert "accuracy:" in demo.stdout and "end_to_end ms" in demo.stdout and "timeline.png" in demo.stdout
+
+    assert not (out / "INCOMPLETE").exists()
+    for name in ("report.json", "timeline.png", "confusion.png", "confusion.json", "node.log", "recorder.log",
+                 "synthetic/metadata.yaml", "recorded/metadata.yaml"):
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"] == {"total": 45, "processed": 45, "dropped": 0, "with_face": 45}
+    assert report["accuracy"]["samples"] == 45
+    for name in ("end_to_end", "node"):
+        stats = report["latency_ms"][name]
+        assert stats["count"] == 45 and 0 < stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+    assert report["latency_ms"]["node"]["p50"] <= report["latency_ms"]["end_to_end"]["p50"]
+
+    # The live node and the offline evaluator run one pipeline: same frames, same answers.
+    evaluated = tmp_path / "eval"
+    assert fer_ros(["bag-eval", str(out / "synthetic"), "--out", str(evaluated), "--checkpoint",
+                    str(small_checkpoint), "-p", "detector:=none"]) == 0
+    offline = json.loads((evaluated / "report.json").read_text())
+    assert offline["predicted_counts"] == report["predicted_counts"]
+    assert offline["accuracy"]["accuracy"] == pytest.approx(report["accuracy"]["accuracy"])
+
+
+def test_demo_without_its_checkpoint_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("fer_ros.demo.DEMO_CHECKPOINT", "models/not_there.safetensors")
+    assert fer_ros(["demo", "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models/not_there.safetensors" in err[0] and "fer-ros train" in err[0]
+    assert not (tmp_path / "demo").exists()

@@ -194,9 +194,11 @@ def load_mit_weights(model: MiTFusion | MiT, path_or_state: str | Path | dict, s
     state = path_or_state if isinstance(path_or_state, dict) else read_state_dict(path_or_state)
     converted, report = convert_state_dict(state)
     own = encoder.state_dict()
+    ours = guess_variant(own) or "mit_b?"
+    if report.variant and ours != "mit_b?" and report.variant != ours:  # same widths, other depths (b2 vs b1)
+        raise ValueError(f"MiT weights of the wrong variant: the file is {report.variant} but the model is {ours}")
     mismatched = [k for k in converted if k in own and converted[k].shape != own[k].shape]
     if mismatched:
-        ours = "mit_b?" if (v := guess_variant(own)) is None else v
         k = mismatched[0]
         raise ValueError(
             f"MiT weights of the wrong variant: the file looks like {report.variant or 'an unknown MiT'} but the "

@@ -118,6 +118,10 @@ def test_wrong_variant_and_not_mit_are_value_errors(tmp_path):
     b1 = rename(build_model("mit_b1").encoder.state_dict(), OFFICIAL_FROM_OURS)
     with pytest.raises(ValueError, match="wrong variant.*mit_b1.*mit_b0"):
         load_mit_weights(build_model("mit_b0"), b1)
+    with torch.device("meta"):  # b2 has b1's widths but deeper stages
+        b2 = rename(build_model("mit_b2").encoder.state_dict(), OFFICIAL_FROM_OURS)
+    with pytest.raises(ValueError, match="wrong variant.*mit_b2.*mit_b1"):
+        load_mit_weights(build_model("mit_b1"), b2)
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, tmp_path / "r.pth")
     with pytest.raises(ValueError, match="not MiT weights"):
         load_mit_weights(build_model(), tmp_path / "r.pth")

@@ -231,9 +231,16 @@ class Engine:
         self._weights_key = _weights_key
         self._model_id = model_id
         model = model.eval()
+        self._runner = None
         if self._backend == "onnxruntime":
-            self._runner = self._ort_runner(model, threads)
-        else:
+            try:
+                self._runner = self._ort_runner(model, threads)
+            except Exception as e:  # e.g. the onnx package missing, or an export the runtime rejects
+                if backend != "auto":
+                    raise
+                log.warning("ONNX Runtime unavailable (%s); running PyTorch on the CPU", e)
+                self._backend = "torch"
+        if self._runner is None:
             self._runner = _TorchRunner(model, self._device, self.precision, compile, batch_sizes)
         self._prepared = False
 

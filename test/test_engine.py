@@ -167,3 +167,14 @@ def test_bench_runs_and_writes_the_documented_json(tmp_path, capsys):
     for row in report["results"]:
         assert {"name", "device", "batch", "mean_ms", "median_ms"} <= set(row) and row["device"] == "cpu"
     assert "median_ms" in capsys.readouterr().out
+
+
+def test_cpu_falls_back_to_torch_without_onnxruntime(model, monkeypatch, crops):
+    import fer_ros.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_has_onnxruntime", lambda: False)
+    eng = Engine(model, meta(), device="cpu")
+    assert eng.backend == "torch"
+    assert eng.predict(crops[:1]).shape == (1, 7)
+    with pytest.raises(ValueError, match="onnxruntime"):
+        Engine(model, meta(), device="cpu", backend="onnxruntime")

@@ -73,6 +73,7 @@ def pick_topic(reader: Reader, msgtypes, topic: str | None, what: str, option: s
     """The one topic of `msgtypes` (or the named `topic`, checked); None if optional and absent."""
     found = topics_of_type(reader, msgtypes)
     if topic:
+        topic = topic if topic.startswith("/") else f"/{topic}"
         types = {c.topic: c.msgtype for c in reader.connections}
         if topic not in types:
             raise BagError(f"the bag has no topic {topic}; its topics: {describe_topics(reader)}")

@@ -236,7 +236,7 @@ def run_demo(args) -> int:
                            seed=args.seed, force=True)
     schedule = write_bag(frame_args)
     runs = 1 + sum(a != b for a, b in zip(schedule, schedule[1:]))
-    print(f"[1/5] synthetic bag: {args.frames} frames (160x160 face crops) at 30 Hz, {runs} expression runs -> {bag} "
+    print(f"[1/5] synthetic bag: {args.frames} frames (160x160 face crops) at 30 Hz, {runs} expression run{'s' * (runs != 1)} -> {bag} "
           f"({time.monotonic() - t0:.1f} s)")
     with closing(open_bag(bag)) as reader:
         truth = labels_from_bag(reader, "/expression")

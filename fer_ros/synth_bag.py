@@ -113,5 +113,5 @@ def run(args) -> int:
     kind = f"{args.width}x{args.height} scenes" if args.scene else f"{args.size}x{args.size} face crops"
     runs = 1 + sum(a != b for a, b in zip(labels, labels[1:]))
     print(f"wrote {args.out}: {args.frames} frames ({kind}, {args.encoding}) at {args.rate:g} Hz on {args.topic}, "
-          f"{runs} expression runs on {args.labels_topic} ({args.storage})")
+          f"{runs} expression run{'s' * (runs != 1)} on {args.labels_topic} ({args.storage})")
     return 0

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fer_ros.bag_replay import prepare_process
 from fer_ros.bags import BagError, GroundTruth, connections_for, labels_from_bag, one_line, open_bag, stamp_ns
+from fer_ros.labels import LABEL_SETS
 from fer_ros.paths import share_dir
 from fer_ros.report import NO_FACE, latency_stats, plot_timeline, score, summary_lines, write_report
 
@@ -225,13 +226,15 @@ def run_demo(args) -> int:
     out.mkdir(parents=True)
     (out / "INCOMPLETE").write_text("fer-ros demo is running or stopped before the end; report.json is missing\n")
     labels = read_meta(checkpoint).labels
+    # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
+    label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
     print(f"fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
     print(f"  checkpoint {checkpoint} ({', '.join(labels)}); {graph}")
 
     t0 = time.monotonic()
     bag = out / "synthetic"
     frame_args = Namespace(out=bag, frames=args.frames, rate=30.0, storage="sqlite3", scene=False, size=160,
-                           width=640, height=480, encoding="rgb8", labels="fer7", hold=(0.5, 2.0),
+                           width=640, height=480, encoding="rgb8", labels=label_set, hold=(0.5, 2.0),
                            topic=IMAGE_TOPIC, labels_topic="/expression", frame_id="camera_optical",
                            seed=args.seed, force=True)
     schedule = write_bag(frame_args)

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from argparse import Namespace
 from contextlib import closing
 from pathlib import Path
 
@@ -34,7 +33,6 @@ from fer_ros.paths import share_dir
 from fer_ros.report import NO_FACE, latency_stats, plot_timeline, score, summary_lines, write_report
 
 DEMO_CHECKPOINT = "models/fer_synthetic_mit_b0.safetensors"  # under the installed share/fer_ros
-IMAGE_TOPIC = "/camera/image_raw"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +130,7 @@ class Printer:
               f"  (node {face.processing_ms:4.1f} ms){mark}", flush=True)
 
 
-def replay_live(bag: Path, truth: GroundTruth, args) -> tuple[int, int, int, float]:
+def replay_live(bag: Path, topic: str, truth: GroundTruth, args) -> tuple[int, int, int, float]:
     """Replay the bag into the node, printing results; (sent, printed, stamp offset ns, seconds)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
@@ -148,7 +146,7 @@ def replay_live(bag: Path, truth: GroundTruth, args) -> tuple[int, int, int, flo
     executor.add_node(node)
     try:
         with closing(open_bag(bag)) as reader:
-            replayer = Replayer(node, reader, [IMAGE_TOPIC], restamp=True)
+            replayer = Replayer(node, reader, [topic], restamp=True)
             printer = Printer(truth, lambda: replayer.offset_ns, truth.times_ns[0], args.quiet)
             sub = node.create_subscription(EmotionArray, "/emotions", printer,
                                            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
@@ -214,7 +212,7 @@ def evaluate(rows, truth: GroundTruth, labels, sent: int, out: Path, title: str)
 
 def run_demo(args) -> int:
     from fer_ros.checkpoint import read_meta
-    from fer_ros.synth_bag import write_bag
+    from fer_ros import synth_bag
 
     checkpoint = demo_checkpoint(args.checkpoint)
     graph = private_graph()
@@ -233,22 +231,23 @@ def run_demo(args) -> int:
 
     t0 = time.monotonic()
     bag = out / "synthetic"
-    frame_args = Namespace(out=bag, frames=args.frames, rate=30.0, storage="sqlite3", scene=False, size=160,
-                           width=640, height=480, encoding="rgb8", labels=label_set, hold=(0.5, 2.0),
-                           topic=IMAGE_TOPIC, labels_topic="/expression", frame_id="camera_optical",
-                           seed=args.seed, force=True)
-    schedule = write_bag(frame_args)
+    synth = argparse.ArgumentParser()
+    synth_bag.add_arguments(synth)  # synth-bag's own defaults: 30 Hz face crops, /camera/image_raw
+    synth_args = synth.parse_args([str(bag), "--frames", str(args.frames), "--labels", label_set,
+                                   "--seed", str(args.seed), "--force"])
+    schedule = synth_bag.write_bag(synth_args)
     runs = 1 + sum(a != b for a, b in zip(schedule, schedule[1:]))
-    print(f"[1/5] synthetic bag: {args.frames} frames (160x160 face crops) at 30 Hz, {runs} expression run{'s' * (runs != 1)} -> {bag} "
+    print(f"[1/5] synthetic bag: {args.frames} frames ({synth_args.size}x{synth_args.size} face crops) at "
+          f"{synth_args.rate:g} Hz, {len(set(schedule))} expressions in {runs} runs -> {bag} "
           f"({time.monotonic() - t0:.1f} s)")
     with closing(open_bag(bag)) as reader:
-        truth = labels_from_bag(reader, "/expression")
+        truth = labels_from_bag(reader, synth_args.labels_topic)
 
     detector = "none"  # the frames are face crops
     node = recorder = None
     try:
         t0 = time.monotonic()
-        node = Child("fer_node", ["run", "--checkpoint", str(checkpoint), "--image", IMAGE_TOPIC,
+        node = Child("fer_node", ["run", "--checkpoint", str(checkpoint), "--image", synth_args.topic,
                                   "-p", f"detector:={detector}", *sum((["-p", p] for p in args.param), [])],
                      out / "node.log")
         node.wait_for("listening on", timeout=180)
@@ -258,9 +257,9 @@ def run_demo(args) -> int:
                          out / "recorder.log")
         recorder.wait_for("recording /emotion ", "recording /emotions ", timeout=60)
         print(f"[3/5] recorder up: /emotion /emotions -> {recording}")
-        print(f"[4/5] replaying {args.frames} frames at {30 * args.rate:g} Hz into {IMAGE_TOPIC}; "
+        print(f"[4/5] replaying {args.frames} frames at {synth_args.rate * args.rate:g} Hz into {synth_args.topic}; "
               "results as they arrive:")
-        sent, printed, offset_ns, seconds = replay_live(bag, truth, args)
+        sent, printed, offset_ns, seconds = replay_live(bag, synth_args.topic, truth, args)
         for child in (recorder, node):
             code = child.stop()
             if code != 0:

@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoding", choices=ENCODINGS, default="rgb8",
                         help="Image encoding, or jpeg/png for sensor_msgs/CompressedImage (default rgb8)")
     parser.add_argument("--labels", choices=sorted(LABEL_SETS), default="fer7", help="expressions drawn")
-    parser.add_argument("--hold", type=float, nargs=2, default=(0.5, 2.0), metavar=("MIN_S", "MAX_S"),
-                        help="seconds an expression is held (default 0.5 2.0)")
+    parser.add_argument("--hold", type=float, nargs=2, default=(0.5, 1.2), metavar=("MIN_S", "MAX_S"),
+                        help="seconds an expression is held (default 0.5 1.2: every expression within 10 s)")
     parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default /camera/image_raw)")
     parser.add_argument("--labels-topic", default="/expression", help="ground-truth topic (default /expression)")
     parser.add_argument("--frame-id", default="camera_optical")
@@ -52,14 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def expression_schedule(n: int, labels, rate: float, hold: tuple[float, float], seed: int) -> list[str]:
-    """n labels: runs of one expression lasting hold seconds (uniform), each unlike the previous."""
+    """n labels: runs of one expression lasting hold seconds (uniform), each unlike the previous.
+
+    Expressions come in shuffled rounds of the whole set, so a short bag still shows every one.
+    """
     rng = np.random.default_rng([SEED_BASE, seed])
     lo, hi = (max(1, round(s * rate)) for s in hold)
-    out, previous = [], None
+    out, order = [], []
     while len(out) < n:
-        label = str(rng.choice([c for c in labels if c != previous]))
-        out += [label] * int(rng.integers(lo, max(lo, hi) + 1))
-        previous = label
+        if not order:
+            order = [str(c) for c in rng.permutation(list(labels))]
+            if out and order[0] == out[-1]:  # a new round must not repeat the last expression
+                order.append(order.pop(0))
+        out += [order.pop(0)] * int(rng.integers(lo, max(lo, hi) + 1))
     return out[:n]
 
 

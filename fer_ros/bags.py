@@ -191,7 +191,7 @@ def staged_output(out: str | Path, force: bool = False):
     out = Path(out)
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         if not force:
-            raise BagError(f"{out} already exists: choose another --out or pass --force to replace it")
+            raise BagError(f"{out} already exists: choose another output folder or pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.incomplete-", dir=out.parent))
     umask = os.umask(0)

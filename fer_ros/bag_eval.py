@@ -67,21 +67,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # -- parameters -------------------------------------------------------------------------------
 
 
-def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None) -> dict:
-    """fer_node's ros__parameters from a params file, with -p NAME:=VALUE applied as ROS does."""
-    path = params_file or config_file("fer.yaml")
+def params_section(path: Path) -> dict:
+    """The fer_node ros__parameters of a params file ("/**/fer_node", "fer_node", "/ns/fer_node", "/**")."""
     try:
         document = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise BagError(f"cannot read params file {path}: {one_line(err)}") from None
-    params = None
-    for key, value in document.items():  # "/**/fer_node", "fer_node", "/ns/fer_node", "/**"
-        if isinstance(value, dict) and "ros__parameters" in value and \
-                (key.rsplit("/", 1)[-1] in (NODE_NAME, "**") or key == NODE_NAME):
-            params = dict(value["ros__parameters"])
-            break
-    if params is None:
-        raise BagError(f"{path} has no 'fer_node: ros__parameters:' section")
+    for key, value in (document.items() if isinstance(document, dict) else ()):
+        if isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict) and \
+                str(key).rsplit("/", 1)[-1] in (NODE_NAME, "**"):
+            return dict(value["ros__parameters"])
+    raise BagError(f"{path} has no 'fer_node: ros__parameters:' section")
+
+
+def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None) -> dict:
+    """fer_node's parameters: the shipped defaults, then the params file, then -p NAME:=VALUE."""
+    params = params_section(config_file("fer.yaml"))
+    if params_file:
+        params.update(params_section(params_file))
     for item in overrides:
         name, sep, text = item.partition(":=")
         if not sep or not name:

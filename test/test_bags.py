@@ -117,8 +117,14 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     labels_csv.write_text("stamp,label\n" + "".join(f"{t / 1e9:.9f},{label}\n" for t, label in zip(times, truth)))
 
     out = tmp_path / "eval"
-    args = ["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint), "-p", "detector:=none"]
-    assert fer_ros(args + (["--labels-csv", str(labels_csv)] if truth_from == "csv" else [])) == 0
+    args = ["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint)]
+    if truth_from == "csv":  # and a partial params file over the shipped defaults, as the node takes it
+        params = tmp_path / "params.yaml"
+        params.write_text("/**/fer_node:\n  ros__parameters:\n    detector: none\n")
+        args += ["--labels-csv", str(labels_csv), "--params-file", str(params)]
+    else:
+        args += ["-p", "detector:=none"]
+    assert fer_ros(args) == 0
     assert no_leftovers(tmp_path)
     report = json.loads((out / "report.json").read_text())
     assert report["frames"] == {"total": 30, "processed": 30, "skipped": 0, "with_face": 30}

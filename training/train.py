@@ -402,8 +402,12 @@ def train(cfg: Config, progress: bool = True) -> dict:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         plateau.load_state_dict(state["plateau"])
-        set_rng_state(state["rng"][min(ddp.rank, len(state["rng"]) - 1)], aug_gen)
         start_epoch, step, history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        if ddp.main:
+            set_rng_state(state["rng"], aug_gen)
+        else:  # only rank 0's generators are saved; the others restart their own streams
+            torch.manual_seed(cfg.train.seed + ddp.rank + 1000 * start_epoch)
+            aug_gen.manual_seed(cfg.train.seed * 7919 + ddp.rank + 1000 * start_epoch)
         say(f"resuming from {state_path}: epoch {start_epoch} done, best val acc {plateau.best:.4f}")
 
     counts = train_set.class_counts()
@@ -480,9 +484,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         if ddp.main:
             if improved:
                 export_best(out / BEST_FILE, model, cfg, classes, {"epoch": epoch + 1, "val": _brief(val)})
-            rngs = [rng_state(aug_gen)]
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "plateau": plateau.state_dict(), "rng": rngs, "epoch": epoch + 1, "step": step,
+                         "plateau": plateau.state_dict(), "rng": rng_state(aug_gen), "epoch": epoch + 1, "step": step,
                          "history": history, "config": cfg.to_dict()}, state_path)
             atomic_write_text(json.dumps(history, indent=1), out / "history.json")
         ddp.barrier()

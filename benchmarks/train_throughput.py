@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from fer_ros.training.augment import prepare_batch
 from fer_ros.training.config import load_config
 from fer_ros.training.datasets import ArrayDataset
 from fer_ros.training.train import EpochSampler, amp_dtype, build, make_loader, make_optimizer, train_step
@@ -62,6 +63,15 @@ def measure(device: torch.device, batch: int, steps: int, warmup: int, amp: str,
             times.append(now - t)
         t = now
     step_s = statistics.median(times)
+    # The input side alone (loader + transfer + augmentation), to show whether it could be the bottleneck.
+    data_times = []
+    for images, _ in make_loader(data, batch, EpochSampler(n, 1), workers=0, device=device):
+        t = time.perf_counter()
+        prepare_batch(images.to(device, non_blocking=True), size=size, color="gray", mean=cfg.data.mean,
+                      std=cfg.data.std, augment=cfg.augment, generator=aug, channels_last=True)
+        _sync(device)
+        data_times.append(time.perf_counter() - t)
+    data_s = statistics.median(data_times[warmup:] or data_times)
     if device.type == "cuda":
         mem = torch.cuda.max_memory_allocated(device) / 2**30
         torch.cuda.reset_peak_memory_stats(device)
@@ -69,7 +79,8 @@ def measure(device: torch.device, batch: int, steps: int, warmup: int, amp: str,
         mem = None
     return {"device": str(device), "batch": batch, "input": size, "amp": "fp32" if amp_t is None else str(amp_t).replace("torch.", ""),
             "compile": compile_, "steps_timed": len(times), "step_ms_median": round(step_s * 1000, 1),
-            "img_per_s": round(batch / step_s, 1), "peak_gpu_mem_gib": None if mem is None else round(mem, 2)}
+            "img_per_s": round(batch / step_s, 1), "input_pipeline_img_per_s": round(batch / data_s, 1),
+            "peak_gpu_mem_gib": None if mem is None else round(mem, 2)}
 
 
 def device_name(device: torch.device) -> str:
@@ -88,6 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also measure with torch.compile (CUDA)")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--note", default="", help="free text stored with the results (machine, load)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -108,12 +120,12 @@ def main(argv=None) -> int:
         result = {"what": "end-to-end training throughput: in-memory FER2013-shaped data (48x48 grey) -> "
                           "device -> flip/rotate/resize to 224 -> MiT-b0 fusion forward+backward+SGD step",
                   "device_name": device_name(device), "torch": torch.__version__,
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "rows": rows}
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "note": args.note, "rows": rows}
         lines = [f"# {result['what']}", f"# {result['device_name']}, torch {torch.__version__}, "
-                 f"{steps} timed steps after {warmup} warm-up (median step)",
-                 f"{'batch':>5} {'amp':>8} {'compile':>7} {'step ms':>9} {'img/s':>8}"]
-        lines += [f"{r['batch']:>5} {r['amp']:>8} {str(r['compile']):>7} {r['step_ms_median']:>9} {r['img_per_s']:>8}"
-                  for r in rows]
+                 f"{steps} timed steps after {warmup} warm-up (median step)" + (f"; {args.note}" if args.note else ""),
+                 f"{'batch':>5} {'amp':>8} {'compile':>7} {'step ms':>9} {'img/s':>8} {'input-side img/s':>17}"]
+        lines += [f"{r['batch']:>5} {r['amp']:>8} {str(r['compile']):>7} {r['step_ms_median']:>9} {r['img_per_s']:>8} "
+                  f"{r['input_pipeline_img_per_s']:>17}" for r in rows]
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / f"train_throughput_{device.type}.json").write_text(json.dumps(result, indent=1) + "\n")
         (args.out / f"train_throughput_{device.type}.txt").write_text("\n".join(lines) + "\n")

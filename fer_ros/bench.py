@@ -189,6 +189,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if unknown := [d for d in devices if d not in ("cpu", "cuda")]:
+        print(f"error: unknown device {unknown[0]!r}; use cpu and/or cuda")
+        return 2
+    if "cuda" in devices and not torch.cuda.is_available():
+        print(f"error: --device cuda but CUDA is not available to this PyTorch ({torch.__version__})")
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = sorted({1, args.batch, *(int(b) for b in args.sweep.split(",") if b)})

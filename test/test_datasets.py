@@ -12,6 +12,7 @@ from fer_ros.training.datasets import (
     DatasetError,
     all_reports,
     detect_format,
+    hold_out,
     load_splits,
 )
 
@@ -211,3 +212,15 @@ def test_wrong_path_and_unknown_layout_fail_clearly(tmp_path):
         load_splits("fer2013", bad_csv, "fer7")
     with pytest.raises(ValueError, match="unknown data format"):
         load_splits("imagenet", tmp_path, "fer7")
+
+
+def test_hold_out_carves_a_stratified_validation_split(tmp_path):
+    _affectnet_original(tmp_path, rows_per_label=10)
+    train = load_splits("affectnet", tmp_path, "affectnet8", size=16)["train"]
+    rest, held = hold_out(train, 0.2, seed=0)
+    assert len(rest) == 64 and len(held) == 16
+    assert held.class_counts().tolist() == [2] * 8
+    assert not set(rest.paths) & set(held.paths)
+    synthetic = load_splits("synthetic", "", "fer7", size=32, n_train=70, n_val=0, n_test=0)["train"]
+    rest, held = hold_out(synthetic, 0.1)
+    assert len(held) == 7 and held.images.shape[1:] == (32, 32, 3)

@@ -27,6 +27,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
+    val_fraction: float = 0.0  # > 0: validate on this share of the training split (per class) instead of val_split
     color: str = "gray"  # gray: one channel replicated to three at the model input; rgb: as is
     input_size: int = 224
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)  # ImageNet, as the pretrained encoder expects

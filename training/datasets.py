@@ -579,6 +579,35 @@ def load_splits(fmt: str, root: str | Path, labels: str | tuple[str, ...] = "fer
     return FORMATS[fmt](root, labels=classes, **options)
 
 
+def subset(dataset, indices: torch.Tensor, name: str = ""):
+    """The same kind of data set holding only `indices` (sharing the report)."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    if isinstance(dataset, ArrayDataset):
+        return ArrayDataset(dataset.images[idx], dataset.targets[idx], dataset.classes, dataset.color,
+                            dataset.report, name or dataset.name)
+    return ImageFileDataset([dataset.paths[i] for i in idx.tolist()], dataset.targets[idx].tolist(), dataset.classes,
+                            dataset.color, dataset.size, None if dataset.boxes is None else
+                            [dataset.boxes[i] for i in idx.tolist()], dataset.report, name or dataset.name)
+
+
+def hold_out(dataset, fraction: float, seed: int = 0):
+    """(rest, held-out) with `fraction` of every class held out: a validation split carved from a
+    training set, for data sets whose only other split is the test set (AffectNet, RAF-DB)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"hold-out fraction must be in (0, 1), got {fraction}")
+    g = torch.Generator().manual_seed(seed)
+    targets = dataset.hard_targets()
+    keep, held = [], []
+    for c in targets.unique().tolist():
+        idx = torch.nonzero(targets == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        n = int(round(len(idx) * fraction))
+        held.append(idx[:n])
+        keep.append(idx[n:])
+    keep, held = torch.cat(keep).sort().values, torch.cat(held).sort().values
+    return subset(dataset, keep, f"{dataset.name} (rest)"), subset(dataset, held, f"{dataset.name} (held out)")
+
+
 def split_names(splits: dict) -> str:
     return ", ".join(f"{k} ({len(v)})" for k, v in splits.items())
 

@@ -38,7 +38,15 @@ from torch.utils.data import DataLoader, Sampler
 
 from fer_ros.training.augment import prepare_batch
 from fer_ros.training.config import Config, load_config
-from fer_ros.training.datasets import ArrayDataset, all_reports, cpu_count, describe, load_splits, pick_split
+from fer_ros.training.datasets import (
+    ArrayDataset,
+    all_reports,
+    cpu_count,
+    describe,
+    hold_out,
+    load_splits,
+    pick_split,
+)
 from fer_ros.training.metrics import confusion_matrix, plot_confusion, plot_curves, summarize
 
 STATE_FILE = "last_state.pt"
@@ -378,7 +386,10 @@ def train(cfg: Config, progress: bool = True) -> dict:
 
     splits = load_data(cfg)
     train_set = pick_split(splits, cfg.data.train_split)
-    val_set = pick_split(splits, cfg.data.val_split)
+    if cfg.data.val_fraction > 0:
+        train_set, val_set = hold_out(train_set, cfg.data.val_fraction, cfg.train.seed)
+    else:
+        val_set = pick_split(splits, cfg.data.val_split)
     test_set = splits.get(cfg.data.test_split)
     classes = train_set.classes
     for name, ds in (("train", train_set), ("val", val_set)):

@@ -167,3 +167,17 @@ def test_fer2013_csv_run_reports_bad_rows(tmp_path):
     assert summary["data_report"] == ["bad rows: 1 wrong pixel count or value (e.g. fer2013.csv:58)"]
     _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert meta.color == "gray" and meta.input_size == 32 and meta.dataset == "fer2013:fer2013.csv"
+
+
+def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
+    # An official-layout mit_b0.pth (written as test_weights writes one) given as model.pretrained.
+    from test_weights import OFFICIAL_FROM_OURS, rename
+
+    from fer_ros.model import build_model
+    from fer_ros.training.train import build
+
+    source = build_model("mit_b0")
+    torch.save(rename(source.encoder.state_dict(), OFFICIAL_FROM_OURS), tmp_path / "mit_b0.pth")
+    model = build(load_config("fer2013", {"model.pretrained": str(tmp_path / "mit_b0.pth")}), 7)
+    for (k, a), b in zip(model.encoder.state_dict().items(), source.encoder.state_dict().values()):
+        assert torch.equal(a, b), k

@@ -61,6 +61,12 @@ def demo_checkpoint(path: str | None) -> Path:
     return candidate
 
 
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
 def private_graph() -> str:
     """Keep the demo's ROS graph to itself (children inherit the environment)."""
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
@@ -227,7 +233,7 @@ def run_demo(args) -> int:
     # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
     label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
     print(f"fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
-    print(f"  checkpoint {checkpoint} ({', '.join(labels)}); {graph}")
+    print(f"  checkpoint {shown(checkpoint)} ({', '.join(labels)}); {graph}")
 
     t0 = time.monotonic()
     bag = out / "synthetic"
@@ -238,7 +244,7 @@ def run_demo(args) -> int:
     schedule = synth_bag.write_bag(synth_args)
     runs = 1 + sum(a != b for a, b in zip(schedule, schedule[1:]))
     print(f"[1/5] synthetic bag: {args.frames} frames ({synth_args.size}x{synth_args.size} face crops) at "
-          f"{synth_args.rate:g} Hz, {len(set(schedule))} expressions in {runs} runs -> {bag} "
+          f"{synth_args.rate:g} Hz, {len(set(schedule))} expressions in {runs} runs -> {shown(bag)} "
           f"({time.monotonic() - t0:.1f} s)")
     with closing(open_bag(bag)) as reader:
         truth = labels_from_bag(reader, synth_args.labels_topic)
@@ -251,12 +257,13 @@ def run_demo(args) -> int:
                                   "-p", f"detector:={detector}", *sum((["-p", p] for p in args.param), [])],
                      out / "node.log")
         node.wait_for("listening on", timeout=180)
-        print(f"[2/5] fer_node up (detector {detector}), log {out / 'node.log'} ({time.monotonic() - t0:.1f} s)")
+        print(f"[2/5] fer_node up (detector {detector}), log {shown(out / 'node.log')} "
+              f"({time.monotonic() - t0:.1f} s)")
         recording = out / "recorded"
         recorder = Child("recorder", ["record", str(recording), "--topics", "/emotion", "/emotions"],
                          out / "recorder.log")
         recorder.wait_for("recording /emotion ", "recording /emotions ", timeout=60)
-        print(f"[3/5] recorder up: /emotion /emotions -> {recording}")
+        print(f"[3/5] recorder up: /emotion /emotions -> {shown(recording)}")
         print(f"[4/5] replaying {args.frames} frames at {synth_args.rate * args.rate:g} Hz into {synth_args.topic}; "
               "results as they arrive:")
         sent, printed, offset_ns, seconds = replay_live(bag, synth_args.topic, truth, args)
@@ -279,13 +286,14 @@ def run_demo(args) -> int:
                   detector=detector, stamp_offset_ns=offset_ns)
     write_report(report, out)
     (out / "INCOMPLETE").unlink()
-    print("report (recorded /emotions vs the bag's /expression labels):")
+    print(f"report (recorded /emotions vs the bag's {synth_args.labels_topic} labels):")
     for line in summary_lines(report):
         print("  " + line)
     print(f"  latency: end_to_end = camera stamp to the node's publish (DDS transport + queue + inference); "
           f"node = the node's own work")
-    print(f"  plots: {out / 'timeline.png'}" + (f", {out / 'confusion.png'}" if report["accuracy"] else ""))
-    print(f"  report: {out / 'report.json'}")
+    plots = [out / "timeline.png"] + ([out / "confusion.png"] if report["accuracy"] else [])
+    print(f"  plots: {', '.join(shown(p) for p in plots)}")
+    print(f"  report: {shown(out / 'report.json')}")
     return 0
 
 

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config):
     import fer_ros
-    if Path(fer_ros.__file__).resolve().is_relative_to(REPO / "fer_ros"):
+    if fer_ros.__file__ is None or Path(fer_ros.__file__).resolve().is_relative_to(REPO / "fer_ros"):
         raise pytest.UsageError("fer_ros is imported from the source tree; run `make test` (installed package)")
 
 

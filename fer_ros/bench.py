@@ -68,7 +68,8 @@ def engine_configs(device: str) -> list[tuple[str, dict]]:
     """(row name, Engine keyword arguments) of each configuration timed on `device`."""
     if device == "cpu":
         return [("fer_ros torch fp32 eager", dict(backend="torch")),
-                ("fer_ros onnxruntime fp32 (engine default)", dict(backend="onnxruntime"))]  # fmt: skip
+                ("fer_ros onnxruntime fp32 (engine default)", dict(backend="onnxruntime")),
+                ("fer_ros onnxruntime fp32 spin=True", dict(backend="onnxruntime", spin=True))]  # fmt: skip
     return [
         ("fer_ros torch fp32 eager", dict(precision="fp32", compile=False, batch_sizes=())),
         ("fer_ros fp16 eager", dict(precision="fp16", compile=False, batch_sizes=())),

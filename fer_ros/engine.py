@@ -5,8 +5,9 @@ Back-ends, chosen by `device`, `precision` and `backend`:
 
 - CPU, ONNX Runtime (the default when installed; about 2x faster than eager PyTorch on CPU, see
   benchmarks/results): the checkpoint is exported once to the user cache and run with all graph
-  optimisations. Its threads sleep instead of spin-waiting: on a CPU shared with other processes
-  (camera driver, face detector) spinning doubled the latency.
+  optimisations. By default its threads sleep between operators (`spin=False`): on a 2-core CPU
+  shared with one busy process that halved the latency (21.6 vs 43 ms); on an idle CPU spin-waiting
+  is faster (12.2 vs 16.6 ms), so `spin=True` suits a machine kept free for inference.
 - CPU, PyTorch: float32 eager under `inference_mode`; the fallback when onnxruntime is missing.
 - CUDA, PyTorch: float16 (default) or bfloat16, optionally `torch.compile`d, each of a few fixed batch
   sizes captured as a CUDA graph; a batch is padded up to the next captured size. If compiling or
@@ -176,14 +177,14 @@ class _TorchRunner:
 class _OrtRunner:
     """ONNX Runtime on CPU, over the cached export of the checkpoint."""
 
-    def __init__(self, onnx_path: Path, threads: int):
+    def __init__(self, onnx_path: Path, threads: int, spin: bool):
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
@@ -202,7 +203,9 @@ class Engine:
     """Face crops (uint8 RGB HxWx3 or grey HxW, any size) -> probabilities (N, classes), float32.
 
     Build with `Engine.from_checkpoint(path, ...)` or `Engine(model, meta, ...)`; see the module
-    docstring for the back-ends. `threads` sets PyTorch's (process-wide) and ONNX Runtime's CPU threads.
+    docstring for the back-ends. `threads` sets PyTorch's (process-wide) and ONNX Runtime's CPU threads;
+    `spin` lets ONNX Runtime's threads spin-wait (faster on an idle CPU, much slower on a busy one);
+    `compile` and `batch_sizes` shape the CUDA path.
     """
 
     def __init__(
@@ -217,6 +220,7 @@ class Engine:
         model_id: str | None = None,
         compile: bool = True,
         batch_sizes: Sequence[int] = CUDA_BATCH_SIZES,
+        spin: bool = False,
         _weights_key: str | None = None,
     ):
         if getattr(model, "num_classes", len(meta.labels)) != len(meta.labels):
@@ -234,7 +238,7 @@ class Engine:
         self._runner = None
         if self._backend == "onnxruntime":
             try:
-                self._runner = self._ort_runner(model, threads)
+                self._runner = self._ort_runner(model, threads, spin)
             except Exception as e:  # e.g. the onnx package missing, or an export the runtime rejects
                 if backend != "auto":
                     raise
@@ -260,13 +264,13 @@ class Engine:
             model_id=checkpoint_id(path), _weights_key=file_sha256(path), **kwargs,
         )  # fmt: skip
 
-    def _ort_runner(self, model: MiTFusion, threads: int) -> _OrtRunner:
+    def _ort_runner(self, model: MiTFusion, threads: int, spin: bool) -> _OrtRunner:
         from fer_ros.export import cached_onnx, weights_digest
 
         key = self._weights_key or weights_digest(model)
         self._weights_key = key
         path = cached_onnx(model, self._meta.input_size, key, self._meta.to_json())
-        return _OrtRunner(path, threads)
+        return _OrtRunner(path, threads, spin)
 
     # ------------------------------------------------------------------ properties
 

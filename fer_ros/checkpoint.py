@@ -11,14 +11,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
+from fer_ros.atomic import atomic_file
 from fer_ros.model import MiTFusion, build_model
 from fer_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
@@ -97,17 +96,10 @@ def save_checkpoint(path: str | Path, model: MiTFusion, meta: ModelMeta, dtype: 
     for k, v in model.state_dict().items():
         v = v.detach().to("cpu")
         state[k] = (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         # One metadata entry only: safetensors writes several in hash order, and the same checkpoint
         # saved twice would then differ in bytes (and in checkpoint_id).
-        save_file(state, tmp, metadata={_META_KEY: meta.to_json()})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        save_file(state, str(tmp), metadata={_META_KEY: meta.to_json()})
     return path
 
 

@@ -232,7 +232,7 @@ def run_demo(args) -> int:
     labels = read_meta(checkpoint).labels
     # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
     label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
-    print(f"fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
+    print("fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
     print(f"  checkpoint {shown(checkpoint)} ({', '.join(labels)}); {graph}")
 
     t0 = time.monotonic()
@@ -289,8 +289,8 @@ def run_demo(args) -> int:
     print(f"report (recorded /emotions vs the bag's {synth_args.labels_topic} labels):")
     for line in summary_lines(report):
         print("  " + line)
-    print(f"  latency: end_to_end = camera stamp to the node's publish (DDS transport + queue + inference); "
-          f"node = the node's own work")
+    print("  latency: end_to_end = camera stamp to the node's publish (DDS transport + queue + inference); "
+          "node = the node's own work")
     plots = [out / "timeline.png"] + ([out / "confusion.png"] if report["accuracy"] else [])
     print(f"  plots: {', '.join(shown(p) for p in plots)}")
     print(f"  report: {shown(out / 'report.json')}")

@@ -11,12 +11,13 @@ import argparse
 import hashlib
 import logging
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from fer_ros.atomic import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,7 @@ def export_onnx(
     path = Path(path)
     model = model.float().cpu().eval()
     x = torch.zeros(2, 3, input_size, input_size)  # batch 2: torch.export specialises a batch of 1
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is "legacy"
             if dynamo:
@@ -70,10 +68,6 @@ def export_onnx(
             entry.key, entry.value = "fer_ros", meta_json
         proto.producer_name = "fer_ros"
         onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

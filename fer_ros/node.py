@@ -26,6 +26,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.dds import tune_allocator
+from fer_ros.engine import BACKENDS, DEVICES, PRECISIONS, Engine
 from fer_ros.faces import DETECTORS
 from fer_ros.images import FrameError, fill_image, message_to_rgb
 from fer_ros.msg import EmotionArray, EmotionStamped
@@ -33,9 +34,6 @@ from fer_ros.pipeline import PipelineOptions, build_pipeline
 from fer_ros.results import emotion_messages, rclpy_classes
 from fer_ros.tracking import SMOOTHING
 
-DEVICES = ("auto", "cuda", "cpu")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16", "int8")
-BACKENDS = ("auto", "torch", "onnxruntime")
 RELIABILITY = ("best_effort", "reliable")
 
 
@@ -55,7 +53,7 @@ PARAMS = {
     "device": Param("auto", "auto (CUDA when present), cuda or cpu", choices=DEVICES, live=False),
     "allow_cpu_fallback": Param(False, "With device cuda and no GPU, run on the CPU (logged) "
                                        "instead of failing", live=False),
-    "precision": Param("auto", "auto, fp32, fp16, bf16 (CUDA) or int8 (CPU, opt-in)",
+    "precision": Param("auto", "auto (fp16 on CUDA, fp32 on the CPU), fp32, fp16 or bf16 (CUDA)",
                        choices=PRECISIONS, live=False),
     "backend": Param("auto", "auto, torch or onnxruntime (CPU)", choices=BACKENDS, live=False),
     "threads": Param(0, "CPU threads for inference; 0 = all cores", 0, 256, live=False),
@@ -171,8 +169,6 @@ class FerNode(LifecycleNode):
     # -- lifecycle ----------------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        from fer_ros.engine import Engine  # torch loads here, not at import time
-
         checkpoint = self.param("checkpoint")
         try:
             if not checkpoint:

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -100,7 +101,7 @@ def test_state_write_is_atomic(tmp_path, monkeypatch):
     atomic_save({"epoch": 1}, path)
 
     def dies_mid_write(obj, f):
-        f.write(b"half a file")
+        Path(f).write_bytes(b"half a file")
         raise KeyboardInterrupt  # a kill arriving while the file is being written
 
     monkeypatch.setattr(torch, "save", dies_mid_write)

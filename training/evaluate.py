@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from fer_ros.training.datasets import DatasetError, all_reports, load_splits, pick_split

@@ -19,13 +19,11 @@ Running the same command again resumes from last_state.pt (set train.resume=fals
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +34,7 @@ import torch.nn.functional as F
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
+from fer_ros.atomic import atomic_file, atomic_write_text
 from fer_ros.training.augment import prepare_batch
 from fer_ros.training.config import Config, load_config
 from fer_ros.training.datasets import (
@@ -137,30 +136,9 @@ def class_weights(counts: torch.Tensor) -> torch.Tensor:
 
 
 def atomic_save(obj, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, rename: a kill at any moment leaves
-    either the old file or the new one, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """torch.save through fer_ros.atomic: a kill at any moment leaves the old file or the new one."""
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,44 @@
+"""Write a file so that a reader, or a crash, never sees half of it: temp file beside it + rename."""
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_file(path):
+    """Yield a temporary path next to `path`; when the block succeeds, it replaces `path` at once.
+
+    The data and the rename are flushed to disk (a kill -9 or power loss leaves the old file or the
+    new one), and the file gets the usual permissions (mkstemp alone would leave it 0600).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield Path(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)

@@ -57,6 +57,8 @@ PARAMS = {
                        choices=PRECISIONS, live=False),
     "backend": Param("auto", "auto, torch or onnxruntime (CPU)", choices=BACKENDS, live=False),
     "threads": Param(0, "CPU threads for inference; 0 = all cores", 0, 256, live=False),
+    "cpu_spin": Param(False, "Let ONNX Runtime's threads spin-wait: faster on a CPU kept free for "
+                             "inference, slower when other processes compete for it", live=False),
     "detector": Param("haar", "Face detector: haar (OpenCV cascade), yunet (needs yunet_model) or "
                               "none (frames are face crops)", choices=DETECTORS),
     "yunet_model": Param("", "Local path of a YuNet .onnx file (detector yunet)"),
@@ -176,7 +178,8 @@ class FerNode(LifecycleNode):
                                  "(e.g. --ros-args -p checkpoint:=/path/model.safetensors)")
             self.engine = Engine.from_checkpoint(
                 checkpoint, device=self.resolve_device(), precision=self.param("precision"),
-                threads=self.param("threads") or None, backend=self.param("backend"))
+                threads=self.param("threads") or None, backend=self.param("backend"),
+                spin=self.param("cpu_spin"))
             self.pipeline = build_pipeline(self.engine, self.pipeline_options())
             self.engine.warmup()
         except Exception as err:  # one clear line, not a traceback: this is a user's setting

@@ -61,6 +61,14 @@ def test_params_file_sets_exactly_the_declared_parameters():
             assert spec.low <= value <= spec.high
 
 
+def test_readme_documents_every_parameter_and_both_commands():
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in PARAMS if f"| `{name}` |" not in readme]
+    assert not missing, f"parameters missing from the README table: {missing}"
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
 def launch_tree():
     return ast.parse((REPO / "launch" / "fer.launch.py").read_text())
 

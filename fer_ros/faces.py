@@ -29,6 +29,19 @@ class DetectorOptions:
     yunet_score_threshold: float = 0.7
 
 
+def shrink(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """Detection cost grows with pixel count: search a copy shrunk by `scale` (clamped to 0.05-1)."""
+    scale = min(1.0, max(scale, 0.05))
+    if scale < 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
+def grow(boxes, scale: float) -> list[tuple[float, float, float, float]]:
+    """Boxes found on a shrunk copy, back in the full frame's pixels."""
+    return [(x / scale, y / scale, w / scale, h / scale) for x, y, w, h in boxes]
+
+
 def largest_first(boxes, max_faces: int) -> list[Box]:
     boxes = sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: b[2] * b[3], reverse=True)
     return boxes[:max_faces]
@@ -60,16 +73,12 @@ class HaarDetector:
 
     def __call__(self, rgb: np.ndarray) -> list[Box]:
         opts = self.options
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        scale = min(1.0, max(opts.scale, 0.05))
-        if scale < 1.0:
-            gray = cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        gray, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), opts.scale)
         min_side = max(int(round(opts.min_face_size * scale)), 12)
         found = self.cascade.detectMultiScale(gray, scaleFactor=opts.haar_scale_factor,
                                               minNeighbors=opts.haar_min_neighbors,
                                               minSize=(min_side, min_side))
-        boxes = [(x / scale, y / scale, w / scale, h / scale) for (x, y, w, h) in np.asarray(found).reshape(-1, 4)]
-        return largest_first(boxes, opts.max_faces)
+        return largest_first(grow(np.asarray(found).reshape(-1, 4), scale), opts.max_faces)
 
 
 class YuNetDetector:
@@ -90,16 +99,12 @@ class YuNetDetector:
 
     def __call__(self, rgb: np.ndarray) -> list[Box]:
         opts = self.options
-        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        scale = min(1.0, max(opts.scale, 0.05))
-        if scale < 1.0:
-            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), opts.scale)
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, faces = self.net.detect(bgr)
         if faces is None:
             return []
-        boxes = [(x / scale, y / scale, w / scale, h / scale) for x, y, w, h in faces[:, :4]
-                 if min(w, h) / scale >= opts.min_face_size]
+        boxes = [b for b in grow(faces[:, :4], scale) if min(b[2], b[3]) >= opts.min_face_size]
         return largest_first(boxes, opts.max_faces)
 
 

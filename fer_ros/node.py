@@ -47,6 +47,8 @@ class Param:
     live: bool = True  # may change while the node is configured
 
 
+PIPELINE = PipelineOptions()  # the pipeline's own defaults, so the node cannot drift from bag-eval
+
 # The node's whole interface; config/fer.yaml sets each of these.
 PARAMS = {
     "checkpoint": Param("", "Path of the fer_ros .safetensors checkpoint to load", live=False),
@@ -59,22 +61,33 @@ PARAMS = {
     "threads": Param(0, "CPU threads for inference; 0 = all cores", 0, 256, live=False),
     "cpu_spin": Param(False, "Let ONNX Runtime's threads spin-wait: faster on a CPU kept free for "
                              "inference, slower when other processes compete for it", live=False),
-    "detector": Param("haar", "Face detector: haar (OpenCV cascade), yunet (needs yunet_model) or "
+    "detector": Param(
+        PIPELINE.detector, "Face detector: haar (OpenCV cascade), yunet (needs yunet_model) or "
                               "none (frames are face crops)", choices=DETECTORS),
-    "yunet_model": Param("", "Local path of a YuNet .onnx file (detector yunet)"),
-    "detect_scale": Param(0.5, "Detect on the frame shrunk by this factor (speed)", 0.05, 1.0),
-    "detect_every": Param(3, "Search the whole frame every N frames; follow faces in between", 1, 100),
-    "min_face_size": Param(48, "Smallest face to report, pixels of the full frame", 8, 4096),
-    "max_faces": Param(5, "At most this many faces per frame, largest first", 1, 64),
-    "face_margin": Param(0.2, "Grow each face box by this fraction per side before cropping", 0.0, 1.0),
-    "haar_scale_factor": Param(1.2, "Haar cascade scale step", 1.01, 2.0),
-    "haar_min_neighbors": Param(5, "Haar cascade neighbours needed to accept a face", 1, 50),
-    "smoothing": Param("none", "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING),
-    "smoothing_alpha": Param(0.5, "Weight of the newest frame for ema smoothing", 0.01, 1.0),
-    "smoothing_window": Param(5, "Frames averaged for window smoothing", 1, 300),
-    "track_iou": Param(0.3, "Box overlap (IoU) that keeps a face's id across frames", 0.0, 1.0),
-    "track_timeout": Param(1.0, "Seconds a lost face keeps its id and smoothing state", 0.0, 60.0),
-    "confidence_threshold": Param(0.0, "Below this probability the label is 'unknown'", 0.0, 1.0),
+    "yunet_model": Param(PIPELINE.yunet_model, "Local path of a YuNet .onnx file (detector yunet)"),
+    "detect_scale": Param(
+        PIPELINE.detect_scale, "Detect on the frame shrunk by this factor (speed)", 0.05, 1.0),
+    "detect_every": Param(
+        PIPELINE.detect_every, "Search the whole frame every N frames; follow faces in between", 1, 100),
+    "min_face_size": Param(
+        PIPELINE.min_face_size, "Smallest face to report, pixels of the full frame", 8, 4096),
+    "max_faces": Param(PIPELINE.max_faces, "At most this many faces per frame, largest first", 1, 64),
+    "face_margin": Param(
+        PIPELINE.face_margin, "Grow each face box by this fraction per side before cropping", 0.0, 1.0),
+    "haar_scale_factor": Param(PIPELINE.haar_scale_factor, "Haar cascade scale step", 1.01, 2.0),
+    "haar_min_neighbors": Param(
+        PIPELINE.haar_min_neighbors, "Haar cascade neighbours needed to accept a face", 1, 50),
+    "smoothing": Param(
+        PIPELINE.smoothing, "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING),
+    "smoothing_alpha": Param(
+        PIPELINE.smoothing_alpha, "Weight of the newest frame for ema smoothing", 0.01, 1.0),
+    "smoothing_window": Param(PIPELINE.smoothing_window, "Frames averaged for window smoothing", 1, 300),
+    "track_iou": Param(
+        PIPELINE.track_iou, "Box overlap (IoU) that keeps a face's id across frames", 0.0, 1.0),
+    "track_timeout": Param(
+        PIPELINE.track_timeout, "Seconds a lost face keeps its id and smoothing state", 0.0, 60.0),
+    "confidence_threshold": Param(
+        PIPELINE.confidence_threshold, "Below this probability the label is 'unknown'", 0.0, 1.0),
     "use_compressed": Param(False, "Also subscribe to sensor_msgs/CompressedImage on image/compressed",
                             live=False),
     "qos_depth": Param(1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100,

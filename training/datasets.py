@@ -408,14 +408,8 @@ def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size
                 except (TypeError, ValueError):
                     report.add_bad("unreadable label or face box", where)
                     continue
-                if 8 <= expression <= 10:
-                    report.add_excluded(("none", "uncertain", "no face")[expression - 8] + " (labels 8-10)")
-                    continue
-                if not 0 <= expression < len(AFFECTNET_ORDER):
-                    report.add_bad("unknown label", where)
-                    continue
-                if label_map[expression] is None:
-                    report.add_excluded(f"{AFFECTNET_ORDER[expression]} (not in the label set)")
+                target = _affectnet_target(expression, label_map, report, where)
+                if target is None:
                     continue
                 rel = row["subDirectory_filePath"]
                 if image_dir is None:
@@ -425,7 +419,7 @@ def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size
                     report.add_bad("missing image", str(rel))
                     continue
                 paths.append(str(p))
-                targets.append(label_map[expression])
+                targets.append(target)
                 boxes.append(box)
         out[split] = ImageFileDataset(paths, targets, labels, color, size, boxes, report, f"affectnet/{split}")
     if not out:
@@ -433,6 +427,25 @@ def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size
     if "val" in out:
         out["test"] = out["val"]
     return out
+
+
+def _affectnet_target(expression: int, label_map: list, report: Report, where: str) -> int | None:
+    """Canonical index of an AffectNet expression code, or None with the reason counted in `report`.
+
+    Both AffectNet layouts share the codes: 8-10 (none, uncertain, no face) are excluded by
+    protocol, codes outside 0-10 are bad rows, and a class outside the label set (contempt for
+    AffectNet-7) is excluded.
+    """
+    if 8 <= expression <= 10:
+        report.add_excluded(("none", "uncertain", "no face")[expression - 8] + " (labels 8-10)")
+        return None
+    if not 0 <= expression < len(AFFECTNET_ORDER):
+        report.add_bad("unknown label", where)
+        return None
+    if label_map[expression] is None:
+        report.add_excluded(f"{AFFECTNET_ORDER[expression]} (not in the label set)")
+        return None
+    return label_map[expression]
 
 
 def load_affectnet2021(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size: int = 224, **_) -> dict:
@@ -454,17 +467,11 @@ def load_affectnet2021(root: str | Path, labels=AFFECTNET8, color: str = "rgb", 
             except (OSError, ValueError):
                 report.add_bad("missing or unreadable annotation", ann.name)
                 continue
-            if 8 <= expression <= 10:
-                report.add_excluded("labels 8-10")
-                continue
-            if not 0 <= expression < len(AFFECTNET_ORDER):
-                report.add_bad("unknown label", ann.name)
-                continue
-            if label_map[expression] is None:
-                report.add_excluded(f"{AFFECTNET_ORDER[expression]} (not in the label set)")
+            target = _affectnet_target(expression, label_map, report, ann.name)
+            if target is None:
                 continue
             paths.append(str(img))
-            targets.append(label_map[expression])
+            targets.append(target)
         out[split] = ImageFileDataset(paths, targets, labels, color, size, None, report, f"affectnet2021/{split}")
     if not out:
         raise DatasetError(f"{root}: expected train_set/images and val_set/images (AffectNet 2021 layout)")

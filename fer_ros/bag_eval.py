@@ -105,23 +105,15 @@ def node_params(params_file: Path | None, overrides: list[str], checkpoint: str 
 
 def load_pipeline(params: dict):
     """Engine + pipeline exactly as fer_node's configure step builds them."""
-    from fer_ros.engine import Engine
-    from fer_ros.pipeline import PipelineOptions, build_pipeline
+    from fer_ros.pipeline import PipelineOptions, build_pipeline, engine_from_params
 
     checkpoint = params.get("checkpoint") or ""
     if not checkpoint:
         raise BagError("no checkpoint: pass --checkpoint or set 'checkpoint' in the params file")
     if not Path(checkpoint).is_file():
         raise BagError(f"checkpoint {checkpoint} does not exist")
-    device = params.get("device", "auto")
-    if device == "cuda" and params.get("allow_cpu_fallback"):
-        import torch
-        if not torch.cuda.is_available():
-            print("fer-ros bag-eval: no GPU available, running on the CPU", file=sys.stderr)
-            device = "cpu"
     try:
-        engine = Engine.from_checkpoint(checkpoint, device=device, precision=params.get("precision", "auto"),
-                                        threads=params.get("threads") or None, backend=params.get("backend", "auto"))
+        engine = engine_from_params(params, warn=lambda text: print(f"fer-ros bag-eval: {text}", file=sys.stderr))
         pipeline = build_pipeline(engine, PipelineOptions.from_params(params))
         engine.warmup()
     except (ValueError, RuntimeError, OSError) as err:

@@ -26,11 +26,11 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.dds import tune_allocator
-from fer_ros.engine import BACKENDS, DEVICES, PRECISIONS, Engine
+from fer_ros.engine import BACKENDS, DEVICES, PRECISIONS
 from fer_ros.faces import DETECTORS
 from fer_ros.images import FrameError, fill_image, message_to_rgb
 from fer_ros.msg import EmotionArray, EmotionStamped
-from fer_ros.pipeline import PipelineOptions, build_pipeline
+from fer_ros.pipeline import PipelineOptions, build_pipeline, engine_from_params
 from fer_ros.results import emotion_messages, rclpy_classes
 from fer_ros.tracking import SMOOTHING
 
@@ -189,10 +189,8 @@ class FerNode(LifecycleNode):
             if not checkpoint:
                 raise ValueError("parameter 'checkpoint' is empty: set it to a fer_ros .safetensors file "
                                  "(e.g. --ros-args -p checkpoint:=/path/model.safetensors)")
-            self.engine = Engine.from_checkpoint(
-                checkpoint, device=self.resolve_device(), precision=self.param("precision"),
-                threads=self.param("threads") or None, backend=self.param("backend"),
-                spin=self.param("cpu_spin"))
+            self.engine = engine_from_params({name: self.param(name) for name in PARAMS},
+                                             warn=self.get_logger().warning)
             self.pipeline = build_pipeline(self.engine, self.pipeline_options())
             self.engine.warmup()
         except Exception as err:  # one clear line, not a traceback: this is a user's setting
@@ -207,15 +205,6 @@ class FerNode(LifecycleNode):
         self.get_logger().info(f"loaded {self.engine.model_id} on {self.engine.device} "
                                f"({self.engine.backend}); labels: {', '.join(self.engine.labels)}")
         return TransitionCallbackReturn.SUCCESS
-
-    def resolve_device(self) -> str:
-        device = self.param("device")
-        if device == "cuda" and self.param("allow_cpu_fallback"):
-            import torch
-            if not torch.cuda.is_available():
-                self.get_logger().warning("device cuda requested but no GPU is available: running on the CPU")
-                return "cpu"
-        return device
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         qos = QoSProfile(depth=self.param("qos_depth"), history=HistoryPolicy.KEEP_LAST,

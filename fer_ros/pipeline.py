@@ -138,3 +138,19 @@ def build_pipeline(engine, options: PipelineOptions) -> Pipeline:
                           timeout=options.track_timeout)
     return Pipeline(engine, detector, tracker, margin=options.face_margin,
                     confidence_threshold=options.confidence_threshold, detect_every=options.detect_every)
+
+
+def engine_from_params(params: dict, warn=print):
+    """The inference engine fer_node's parameters describe: checkpoint, device (with the optional
+    CPU fallback), precision, backend, threads, cpu_spin. Shared by the node and bag-eval."""
+    from fer_ros.engine import Engine
+
+    device = params.get("device", "auto")
+    if device == "cuda" and params.get("allow_cpu_fallback"):
+        import torch
+        if not torch.cuda.is_available():
+            warn("device cuda requested but no GPU is available: running on the CPU")
+            device = "cpu"
+    return Engine.from_checkpoint(params["checkpoint"], device=device, precision=params.get("precision", "auto"),
+                                  threads=params.get("threads") or None, backend=params.get("backend", "auto"),
+                                  spin=params.get("cpu_spin", False))

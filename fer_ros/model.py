@@ -2,10 +2,11 @@
 
 Layout follows timm's `pvt_v2.py`: building blocks, the model, then the named variants.
 
-The encoder is MiT-b0..b5. The head pools the four stage outputs F1..F4 to F4's size with max-pooling
-(kernel = stride = 8, 4, 2 for F1..F3), concatenates them with F4, projects back to F4's width with a
-1x1 convolution (F_R), and re-weights F4 with it: F_N = F4 + F4 * F_R. Global average pooling, dropout
-and a linear layer give the logits. With 7 classes MiT-b0 + fusion has exactly 3,452,519 parameters.
+The encoder is MiT-b0..b5. The head max-pools the stage outputs F1..F3 to F4's grid (kernel = stride
+= 8, 4, 2 at 224x224; adaptive windows where a size is not divisible by 32), concatenates them with
+F4, projects back to F4's width with a 1x1 convolution (F_R), and re-weights F4 with it:
+F_N = F4 + F4 * F_R. Global average pooling, dropout and a linear layer give the logits. With 7
+classes MiT-b0 + fusion has exactly 3,452,519 parameters.
 
 Parameter names inside a block are those of the official SegFormer release (`attn.q`, `attn.kv`,
 `attn.sr`, `mlp.dwconv`, ...) so that `fer_ros.weights` only has to rename the stage prefixes.
@@ -212,23 +213,39 @@ class MiT(nn.Module):
         return maps
 
 
+def max_pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Adaptive max-pooling of (B, C, H, W) to (B, C, *size), in a form every exporter accepts.
+
+    When the grid divides evenly this is the paper's fixed pooling (kernel = stride = H / size: 8, 4, 2
+    for F1..F3 at 224x224 and at every multiple of 32). Otherwise (e.g. 48x48 or 112x112 inputs, where
+    the strided convolutions round up) the windows are adaptive pooling's, floor(i * H / h) to
+    ceil((i + 1) * H / h), taken one axis at a time (a max over a rectangle is a max of maxes), because
+    the ONNX exporter refuses adaptive_max_pool2d for uneven grids.
+    """
+    # Plain ints: the ONNX export has a fixed input size, and pooling kernels must be constants there.
+    (h, w), (oh, ow) = (int(v) for v in x.shape[-2:]), (int(v) for v in size)
+    if h % oh == 0 and w % ow == 0:
+        return F.max_pool2d(x, kernel_size=(h // oh, w // ow))
+    x = torch.cat([x[..., i * h // oh : -(-(i + 1) * h // oh), :].amax(-2, keepdim=True) for i in range(oh)], -2)
+    return torch.cat([x[..., j * w // ow : -(-(j + 1) * w // ow)].amax(-1, keepdim=True) for j in range(ow)], -1)
+
+
 class Fusion(nn.Module):
-    """Max-pool F1..F3 to F4's size, concat with F4, 1x1 conv to F4's width (F_R); F_N = F4 + F4 * F_R."""
+    """Max-pool F1..F3 to F4's grid, concat with F4, 1x1 conv to F4's width (F_R); F_N = F4 + F4 * F_R."""
 
     def __init__(self, embed_dims: tuple[int, ...]):
         super().__init__()
-        self.pool_sizes = tuple(2 ** (len(embed_dims) - 1 - i) for i in range(len(embed_dims) - 1))  # 8, 4, 2
         self.reduce = nn.Conv2d(sum(embed_dims), embed_dims[-1], kernel_size=1)
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         *early, f4 = maps
-        pooled = [F.max_pool2d(f, k) for f, k in zip(early, self.pool_sizes)]  # each (B, C_i, h4, w4)
+        pooled = [max_pool_to(f, f4.shape[-2:]) for f in early]  # each (B, C_i, h4, w4)
         f_r = self.reduce(torch.cat(pooled + [f4], dim=1))  # (B, C4, h4, w4)
         return f4 + f4 * f_r
 
 
 class MiTFusion(nn.Module):
-    """MiT encoder + fusion head. Any input whose sides are divisible by 32 works."""
+    """MiT encoder + fusion head, for any input size (32x32 and up; the paper uses 224x224)."""
 
     def __init__(
         self,

@@ -15,6 +15,8 @@ import torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 COLORS = ("gray", "rgb")
+# Below 32 pixels the first stage's grid (side / 4) is smaller than its 8x8 key/value reduction.
+MIN_INPUT_SIZE = 32
 
 # ITU-R BT.601 luma, the weights OpenCV's RGB2GRAY uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -35,8 +37,8 @@ class Preprocess:
             raise ValueError(f"color must be one of {COLORS}, got {self.color!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean and std need 3 values each (std > 0), got {self.mean} / {self.std}")
-        if self.input_size <= 0 or self.input_size % 32:
-            raise ValueError(f"input_size must be a positive multiple of 32, got {self.input_size}")
+        if self.input_size < MIN_INPUT_SIZE:
+            raise ValueError(f"input_size must be at least {MIN_INPUT_SIZE}, got {self.input_size}")
 
     @classmethod
     def from_meta(cls, meta) -> Preprocess:

@@ -77,6 +77,12 @@ def test_fer2013_folder_maps_class_names_not_indices(tmp_path):
             continue
         assert int(img[0, 0, 0]) == 20 * names.index(FER7[int(t)])
     assert "unknown class folder 'bored'" in train.report.bad
+    # Decoded once into memory: the same images and targets, the unreadable one still -1.
+    memory = train.to_memory()
+    assert len(memory) == len(train) and memory.report is train.report
+    for i in range(len(train)):
+        img, t = train[i]
+        assert torch.equal(memory[i][0], img) and int(memory[i][1]) == int(t)
 
 
 def test_ferplus_majority_and_probability(tmp_path):

@@ -91,3 +91,42 @@ def test_mac_count_states_what_it_counts(b0):
         b0.eval()(torch.zeros(1, 3, 224, 224))
     per_op = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
     assert sum(per_op.get(k, 0) for k in ("aten.convolution", "aten.addmm", "aten.mm")) == 2 * macs["conv_linear"]
+
+
+def _fixed_kernel_fusion(fusion, maps):
+    """The paper's fusion block as first written: max-pool F1..F3 with kernel = stride 8, 4, 2."""
+    *early, f4 = maps
+    pooled = [torch.nn.functional.max_pool2d(f, k) for f, k in zip(early, (8, 4, 2))]
+    return f4 + f4 * fusion.reduce(torch.cat(pooled + [f4], dim=1))
+
+
+@pytest.mark.parametrize("size", [64, 96, 128, 224])
+def test_fusion_equals_the_papers_fixed_kernels_at_multiples_of_32(b0, size):
+    b0.eval()
+    with torch.no_grad():
+        maps = b0.forward_features(torch.randn(2, 3, size, size))
+        assert torch.equal(b0.fusion(maps), _fixed_kernel_fusion(b0.fusion, maps))
+
+
+@pytest.mark.parametrize("size", [40, 48, 72, 100, 112])
+def test_any_input_size_pools_like_adaptive_max_pooling(b0, size):
+    from fer_ros.model import max_pool_to
+
+    b0.eval()
+    x = torch.randn(2, 3, size, size + 8)  # non-square too
+    with torch.no_grad():
+        maps = b0.forward_features(x)
+        grid = tuple(maps[-1].shape[-2:])
+        for f in maps[:-1]:
+            assert torch.equal(max_pool_to(f, grid), torch.nn.functional.adaptive_max_pool2d(f, grid))
+        assert b0(x).shape == (2, 7)
+
+
+def test_uneven_sizes_export_to_onnx_and_match(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from fer_ros.export import export_onnx, parity
+
+    torch.manual_seed(1)
+    model = build_model("mit_b0", num_classes=7).eval()
+    path = export_onnx(model, tmp_path / "m48.onnx", 48)
+    assert parity(model, path, 48) < 1e-4

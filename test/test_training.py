@@ -96,6 +96,32 @@ def test_resume_continues_from_the_saved_epoch_with_the_same_state(tmp_path):
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
+def test_ema_weights_are_validated_saved_and_resumed(tmp_path):
+    cfg = tiny(tmp_path, **{"train.ema": 0.9, "train.epochs": 2, "train.max_epochs_per_run": 1})
+    train(cfg, progress=False)
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items() if k.startswith("module.")}
+    assert ema.keys() == state["model"].keys()
+    assert any(not torch.equal(ema[k], state["model"][k]) for k in ema)  # an average, not a copy
+    best, _ = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    # The average is what is shipped (the synthetic config saves float16).
+    assert all(torch.equal(v, ema[k].half().float()) for k, v in best.state_dict().items())
+    train(cfg, progress=False)  # resumes with the average it had
+    assert torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)["epoch"] == 2
+    with pytest.raises(ValueError, match="train.ema"):
+        train(tiny(tmp_path, **{"train.ema": 1.0, "train.out_dir": str(tmp_path / "bad")}), progress=False)
+
+
+def test_class_weights_power():
+    from fer_ros.training.train import class_weights
+
+    counts = torch.tensor([100, 400, 0, 25])
+    full, half = class_weights(counts), class_weights(counts, 0.5)
+    assert full[2] == 0 and half[2] == 0
+    assert full[[0, 1, 3]].mean() == pytest.approx(1) and half[[0, 1, 3]].mean() == pytest.approx(1)
+    assert full[3] / full[1] == pytest.approx(16) and half[3] / half[1] == pytest.approx(4)
+
+
 def test_state_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / STATE_FILE
     atomic_save({"epoch": 1}, path)

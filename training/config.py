@@ -34,6 +34,7 @@ class DataConfig:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     target: str = "majority"  # FER+: majority (class index) | probability (vote distribution)
     workers: int = 4  # DataLoader worker processes (file formats; in-memory sets need none)
+    in_memory: str = "auto"  # decode image files once into memory: auto (sets up to 2 GB) | true | false
     # Synthetic faces (format: synthetic): how many per split.
     synthetic_train: int = 7000
     synthetic_val: int = 1400
@@ -80,6 +81,8 @@ class TrainConfig:
     early_stop: int = 8  # epochs without a better validation accuracy; 0 = never stop early
     label_smoothing: float = 0.0
     balance: str = "none"  # none | sampler (class-balanced sampling) | loss (inverse-frequency weights)
+    balance_power: float = 1.0  # class weight = (1 / frequency) ** power: 1 fully balanced, 0.5 halfway (sqrt)
+    ema: float = 0.0  # decay of a moving average of the weights, validated and saved instead of them; 0 = off
     amp: str = "auto"  # auto (bf16 on CUDA when supported, else off) | bf16 | fp16 | off
     channels_last: bool = True
     compile: bool = False

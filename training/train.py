@@ -39,6 +39,7 @@ from fer_ros.training.augment import prepare_batch
 from fer_ros.training.config import Config, load_config
 from fer_ros.training.datasets import (
     ArrayDataset,
+    ImageFileDataset,
     all_reports,
     cpu_count,
     describe,
@@ -49,6 +50,7 @@ from fer_ros.training.datasets import (
 from fer_ros.training.metrics import confusion_matrix, plot_confusion, plot_curves, summarize
 
 STATE_FILE = "last_state.pt"
+IN_MEMORY_LIMIT = 2 << 30  # data.in_memory auto: decode a file data set once when it fits in this
 BEST_FILE = "best.safetensors"
 
 
@@ -129,9 +131,10 @@ class EpochSampler(Sampler):
         return iter(idx[self.rank :: self.world].tolist())
 
 
-def class_weights(counts: torch.Tensor) -> torch.Tensor:
-    """Inverse-frequency weights normalised to mean 1 over the classes present."""
-    w = torch.where(counts > 0, 1.0 / counts.clamp(min=1).double(), torch.zeros_like(counts, dtype=torch.float64))
+def class_weights(counts: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """Inverse-frequency weights to the `power` (1: balanced, 0.5: square root), mean 1 over the
+    classes present."""
+    w = torch.where(counts > 0, counts.clamp(min=1).double() ** -power, torch.zeros_like(counts, dtype=torch.float64))
     return (w * (counts > 0).sum() / w.sum()).float()
 
 
@@ -232,7 +235,14 @@ def load_data(cfg: Config) -> dict:
         return load_splits("synthetic", "", d.labels, color=d.color, size=d.input_size, n_train=d.synthetic_train,
                            n_val=d.synthetic_val, n_test=d.synthetic_test, seed=cfg.train.seed)
     # File formats resize in the workers straight to the input size; in-memory ones keep their own.
-    return load_splits(d.format, d.root, d.labels, color=d.color, size=d.input_size, target=d.target)
+    splits = load_splits(d.format, d.root, d.labels, color=d.color, size=d.input_size, target=d.target)
+    choice = str(d.in_memory).lower()
+    if choice not in ("auto", "true", "false"):
+        raise ValueError(f"data.in_memory must be auto, true or false, got {d.in_memory!r}")
+    for name, ds in splits.items():
+        if isinstance(ds, ImageFileDataset) and (choice == "true" or (choice == "auto" and ds.nbytes() <= IN_MEMORY_LIMIT)):
+            splits[name] = ds.to_memory(progress=sys.stderr.isatty())
+    return splits
 
 
 def build(cfg: Config, num_classes: int):
@@ -246,6 +256,17 @@ def build(cfg: Config, num_classes: int):
         report = load_mit_weights(model, cfg.model.pretrained)
         print(f"encoder weights: {cfg.model.pretrained}: {report}")
     return model
+
+
+def make_ema(model: torch.nn.Module, decay: float):
+    """A moving average of `model`'s weights (torch's AveragedModel), or None when decay is 0."""
+    if decay <= 0:
+        return None
+    if not decay < 1:
+        raise ValueError(f"train.ema must be in [0, 1), got {decay}")
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -380,6 +401,7 @@ def train(cfg: Config, progress: bool = True) -> dict:
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
+    ema = make_ema(model, cfg.train.ema)
     plateau = Plateau(cfg.optim.plateau_factor, cfg.optim.plateau_patience)
     aug_gen = torch.Generator(device=device)
     aug_gen.manual_seed(cfg.train.seed * 7919 + ddp.rank)
@@ -390,6 +412,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         plateau.load_state_dict(state["plateau"])
         start_epoch, step, history = int(state["epoch"]), int(state["step"]), list(state["history"])
         if ddp.main:
@@ -401,11 +425,12 @@ def train(cfg: Config, progress: bool = True) -> dict:
 
     counts = train_set.class_counts()
     weights = None
+    power = cfg.train.balance_power
     if cfg.train.balance == "sampler":
-        weights = class_weights(counts)[train_set.hard_targets().clamp(min=0)].double()
+        weights = class_weights(counts, power)[train_set.hard_targets().clamp(min=0)].double()
     elif cfg.train.balance not in ("none", "loss"):
         raise ValueError(f"unknown train.balance {cfg.train.balance!r}; choose none, sampler or loss")
-    loss_weight = class_weights(counts).to(device) if cfg.train.balance == "loss" else None
+    loss_weight = class_weights(counts, power).to(device) if cfg.train.balance == "loss" else None
     sampler = EpochSampler(len(train_set), cfg.train.seed, ddp.rank, ddp.world, weights)
     loader = make_loader(train_set, cfg.train.batch_size, sampler, cfg.data.workers, device)
     steps_per_epoch = len(loader) if cfg.train.steps_per_epoch <= 0 else min(len(loader), cfg.train.steps_per_epoch)
@@ -450,6 +475,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
                 g["lr"] = lr
             loss, logits, true = train_step(net, model, optimizer, scaler, images, targets, cfg, aug_gen, amp,
                                             loss_weight)
+            if ema is not None:
+                ema.update_parameters(model)
             skipped += (true < 0).sum()
             step += 1
             valid = true >= 0
@@ -460,7 +487,8 @@ def train(cfg: Config, progress: bool = True) -> dict:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
         stats = ddp.sum(torch.stack([loss_sum, correct, seen]))
         train_time = time.time() - t0
-        val, _ = evaluate(model, val_set, cfg, device, ddp, amp, flip=cfg.train.eval_flip)
+        scored = model if ema is None else ema.module
+        val, _ = evaluate(scored, val_set, cfg, device, ddp, amp, flip=cfg.train.eval_flip)
         improved = plateau.step(val["accuracy"], epoch)
         row = {"epoch": epoch + 1, "train_loss": (stats[0] / stats[2].clamp(min=1)).item(),
                "train_acc": (stats[1] / stats[2].clamp(min=1)).item(), "val_acc": val["accuracy"],
@@ -472,8 +500,9 @@ def train(cfg: Config, progress: bool = True) -> dict:
             f"{row['img_per_s']:.0f} img/s{'  *best*' if improved else ''}")
         if ddp.main:
             if improved:
-                export_best(out / BEST_FILE, model, cfg, classes, {"epoch": epoch + 1, "val": _brief(val)})
+                export_best(out / BEST_FILE, scored, cfg, classes, {"epoch": epoch + 1, "val": _brief(val)})
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         **({"ema": ema.state_dict()} if ema is not None else {}),
                          "plateau": plateau.state_dict(), "rng": rng_state(aug_gen), "epoch": epoch + 1, "step": step,
                          "history": history, "config": cfg.to_dict()}, state_path)
             atomic_write_text(json.dumps(history, indent=1), out / "history.json")

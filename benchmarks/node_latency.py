@@ -42,7 +42,7 @@ def publish(duration: float, rate: float, crop: int) -> None:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from fer_ros.dds import tune_allocator
+    from fer_ros.ros.dds import tune_allocator
 
     tune_allocator()
     rclpy.init()
@@ -80,12 +80,14 @@ def proc_sample(pid: int) -> tuple[float, float]:
 def make_checkpoint(path: Path, input_size: int) -> None:
     import torch
 
-    from fer_ros.checkpoint import ModelMeta, save_checkpoint
+    from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
+    from fer_ros.model.preprocess import Preprocess
     from fer_ros.labels import FER7
-    from fer_ros.model import build_model
+    from fer_ros.model.mit import build_model
 
     torch.manual_seed(0)
-    meta = ModelMeta(labels=list(FER7), input_size=input_size, dataset="random weights (speed only)")
+    meta = ModelMeta(labels=list(FER7), preprocess=Preprocess(input_size=input_size),
+                     dataset="random weights (speed only)")
     save_checkpoint(path, build_model("mit_b0", num_classes=7).eval(), meta)
 
 
@@ -97,7 +99,7 @@ def run(args) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from fer_ros.dds import large_image_env, tune_allocator
+    from fer_ros.ros.dds import large_image_env, tune_allocator
     from fer_ros.msg import EmotionArray
 
     env = large_image_env()

@@ -6,10 +6,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
+def usual_mode(directory: bool = False) -> int:
+    """The permissions open() or mkdir() would give under this process's umask (mkstemp and mkdtemp
+    give 0600 / 0700, which would outlive the rename)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return (0o777 if directory else 0o666) & ~mask
 
 
 @contextmanager
@@ -17,15 +19,16 @@ def atomic_file(path):
     """Yield a temporary path next to `path`; when the block succeeds, it replaces `path` at once.
 
     The data and the rename are flushed to disk (a kill -9 or power loss leaves the old file or the
-    new one), and the file gets the usual permissions (mkstemp alone would leave it 0600).
+    new one), and the file gets the usual permissions. They are set after the block, because many
+    writers (safetensors, torch.save, ONNX) replace the temporary file rather than write into it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
+        os.chmod(tmp, usual_mode())
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)

@@ -1,26 +1,32 @@
-"""`fer-ros`: one command with a sub-command per job.
+"""`fer-ros`: one command with a sub-command per job, and the one place their errors are reported.
 
 Sub-commands live in their own modules and are imported only when chosen, so `fer-ros --help`
-stays fast and a sub-command that needs torch does not slow one that does not.
+stays fast and a sub-command that needs torch does not slow one that does not. Each module provides
+`add_arguments(parser)` and `run(args) -> int` and raises instead of printing its own errors:
+
+    exit 2   bad input: a FerRosError (missing or corrupt file, unknown setting, bad option), one line
+    exit 1   the run failed for another reason, one line (FER_ROS_DEBUG=1 shows the traceback)
+    exit 130 interrupted (Ctrl-C)
 """
 
 import argparse
 import importlib
+import os
 import sys
 
-# name -> (module, one-line help). Each module provides add_arguments(parser) and run(args) -> int.
+# name -> (module, one-line help).
 COMMANDS = {
-    "run": ("fer_ros.run", "start fer_node with the shipped parameters (the pip-world `ros2 launch`)"),
+    "run": ("fer_ros.ros.run", "start fer_node with the shipped parameters (the pip-world `ros2 launch`)"),
     "train": ("fer_ros.training.train", "train an expression model (FER2013, AffectNet, RAF-DB, synthetic faces)"),
     "evaluate": ("fer_ros.training.evaluate", "score a checkpoint on a data set: accuracy, macro-F1, confusion matrix"),
-    "synth": ("fer_ros.training.synth", "write synthetic faces as image folders or a FER2013-style CSV"),
-    "export": ("fer_ros.export", "export a checkpoint to ONNX and check it against PyTorch"),
-    "bench": ("fer_ros.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
-    "bag-eval": ("fer_ros.bag_eval", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
-    "bag-replay": ("fer_ros.bag_replay", "publish a bag's image topics live, at the recorded rate or scaled"),
-    "record": ("fer_ros.record", "record live topics (default /emotion /emotions) into a rosbag2"),
-    "synth-bag": ("fer_ros.synth_bag", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
-    "demo": ("fer_ros.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
+    "synth": ("fer_ros.synthetic", "write synthetic faces as image folders or a FER2013-style CSV"),
+    "export": ("fer_ros.model.export", "export a checkpoint to ONNX and check it against PyTorch"),
+    "bench": ("fer_ros.tools.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
+    "bag-eval": ("fer_ros.bags.evaluate", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
+    "bag-replay": ("fer_ros.bags.replay", "publish a bag's image topics live, at the recorded rate or scaled"),
+    "record": ("fer_ros.bags.record", "record live topics (default /emotion /emotions) into a rosbag2"),
+    "synth-bag": ("fer_ros.bags.synth", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
+    "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
 }
 
 
@@ -43,7 +49,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=f"fer-ros {name}", description=help_text)
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    from fer_ros.errors import FerRosError, one_line
+
+    try:
+        return int(module.run(args) or 0)
+    except FerRosError as err:
+        print(f"fer-ros {name}: error: {one_line(err, 1000)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fer-ros {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a failure of the run, not of its input: one line unless asked for more
+        if os.environ.get("FER_ROS_DEBUG"):
+            raise
+        print(f"fer-ros {name}: error: {type(err).__name__}: {one_line(err, 1000)} "
+              "(FER_ROS_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Where the package's shared files (config/, launch/, models/) are installed.
+"""Where the package's shared files (config/, launch/, models/, msg/) are installed.
 
 A ROS 2 workspace finds them through the ament index; a pip install puts them under the
 environment's prefix (share/fer_ros) without registering an index path.
@@ -7,7 +7,11 @@ environment's prefix (share/fer_ros) without registering an index path.
 import sys
 from pathlib import Path
 
+from fer_ros.errors import CheckpointError, FerRosError
+
 PACKAGE = "fer_ros"
+# The model a node runs when no checkpoint is named (installed under share/fer_ros/).
+DEFAULT_MODEL = "models/fer2013_mit_b0_64.safetensors"
 
 
 def share_dir() -> Path:
@@ -22,8 +26,17 @@ def share_dir() -> Path:
     candidate = Path(sys.prefix) / "share" / PACKAGE
     if candidate.is_dir():
         return candidate
-    raise FileNotFoundError(f"cannot find the installed share/{PACKAGE} folder; is fer_ros installed?")
+    raise FerRosError(f"cannot find the installed share/{PACKAGE} folder; is fer_ros installed?")
 
 
 def config_file(name: str) -> Path:
     return share_dir() / "config" / name
+
+
+def default_checkpoint() -> Path:
+    """The shipped model, used wherever no checkpoint is given (node, `fer-ros run`, bag-eval)."""
+    path = share_dir() / DEFAULT_MODEL
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint given and the default model {DEFAULT_MODEL} is not installed "
+                              f"({path}); set the checkpoint parameter to a fer_ros .safetensors file")
+    return path

@@ -31,49 +31,15 @@ def pytest_configure(config):
         raise pytest.UsageError("fer_ros is imported from the source tree; run `make test` (installed package)")
 
 
-class Child:
-    """A Python process of the test, stdout+stderr captured to a file for failure messages."""
-
-    def __init__(self, args, log: Path, env=None):
-        self.log_path = log
-        self.log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, *args], stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=env, start_new_session=True)
-
-    def output(self) -> str:
-        if not self.log.closed:
-            self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_output(self, text: str, timeout: float = 60.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.output():
-                return True
-            if self.proc.poll() is not None:
-                return text in self.output()
-            time.sleep(0.1)
-        return False
-
-    def stop(self, sig=None, timeout: float = 15.0) -> int:
-        import signal
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig or signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-
 @pytest.fixture
 def spawn(tmp_path):
     children = []
 
     def start(*args, env=None, name=None):
-        child = Child(list(args), tmp_path / f"{name or 'child'}-{len(children)}.log", env=env)
+        from fer_ros.tools.demo import Child
+
+        name = name or "child"
+        child = Child(name, [sys.executable, *args], tmp_path / f"{name}-{len(children)}.log", env=env)
         children.append(child)
         return child
 
@@ -97,13 +63,14 @@ def small_checkpoint(tmp_path_factory) -> Path:
     """A real checkpoint (random MiT-b0 weights, 64x64 RGB input), written by save_checkpoint."""
     import torch
 
-    from fer_ros.checkpoint import ModelMeta, save_checkpoint
+    from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
     from fer_ros.labels import FER7
-    from fer_ros.model import build_model
+    from fer_ros.model.mit import build_model
+    from fer_ros.model.preprocess import Preprocess
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
-    meta = ModelMeta(labels=list(FER7), arch={"variant": "mit_b0", "num_classes": 7}, input_size=64,
-                     color="rgb", dataset="random-test-weights")
+    meta = ModelMeta(labels=list(FER7), arch={"variant": "mit_b0", "num_classes": 7},
+                     preprocess=Preprocess(input_size=64, color="rgb"), dataset="random-test-weights")
     save_checkpoint(path, build_model("mit_b0", num_classes=7).eval(), meta)
     return path

@@ -24,3 +24,52 @@ def test_permissions_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_writer_that_replaces_the_temporary_file_still_gets_the_usual_mode(tmp_path):
+    # safetensors, torch.save and onnx.save write a new file over the temporary one.
+    old = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "replaced.bin") as tmp:
+            tmp.unlink()
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(fd)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "replaced.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_every_file_the_package_writes_is_readable_by_others(tmp_path, monkeypatch):
+    """Checkpoints, training state and reports, ONNX exports (also the engine's cache), evaluation
+    reports and bags: all 0644 (folders 0755) under umask 022, as a user's other files are."""
+    from fer_ros.cli import main
+    from fer_ros.inference.engine import Engine
+    from fer_ros.training.config import load_config
+    from fer_ros.training.train import train
+
+    monkeypatch.setenv("FER_ROS_CACHE", str(tmp_path / "cache"))
+    old = os.umask(0o022)
+    try:
+        cfg = load_config("synthetic", {"data.input_size": 32, "data.synthetic_train": 14, "data.synthetic_val": 7,
+                                        "data.synthetic_test": 7, "train.batch_size": 7, "train.epochs": 1,
+                                        "train.threads": 1, "train.out_dir": str(tmp_path / "run")})
+        train(cfg, progress=False)
+        best = tmp_path / "run" / "best.safetensors"
+        assert main(["export", str(best), "-o", str(tmp_path / "best.onnx")]) == 0
+        Engine.from_checkpoint(best, device="cpu", backend="onnxruntime").close()
+        assert main(["evaluate", str(best), "--format", "synthetic", "--synthetic-n", "7",
+                     "--out", str(tmp_path / "eval")]) == 0
+        assert main(["synth-bag", str(tmp_path / "bag"), "--frames", "3"]) == 0
+        assert main(["bag-eval", str(tmp_path / "bag"), "--checkpoint", str(best), "-p", "detector:=none",
+                     "--out", str(tmp_path / "bag_eval")]) == 0
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    kinds = {p.suffix for p in files}
+    assert {".safetensors", ".pt", ".yaml", ".json", ".png", ".onnx", ".db3", ".csv"} <= kinds, kinds
+    wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in files
+             if p.stat().st_mode & 0o777 != 0o644}
+    assert not wrong
+    wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")
+             if p.is_dir() and p.stat().st_mode & 0o777 != 0o755}
+    assert not wrong

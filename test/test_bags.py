@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from fer_ros.bags import open_bag, stamp_ns
-from fer_ros.bagtypes import typestore
+from fer_ros.bags.io import open_bag, stamp_ns
+from fer_ros.bags.io import typestore
 from fer_ros.cli import main as fer_ros
-from fer_ros.images import fill_image, message_to_rgb
+from fer_ros.ros.images import fill_image, message_to_rgb
 from fer_ros.labels import FER7
-from fer_ros.synth_bag import START_S
+from fer_ros.bags.synth import START_S
 
 FER_ROS = str(Path(sys.executable).parent / "fer-ros")
 PERIOD_NS = round(1e9 / 30)
@@ -73,7 +73,7 @@ def test_synth_bag_round_trip(tmp_path, storage, encoding):
 
 def expected_predictions(checkpoint, bag, topic="/camera/image_raw"):
     """The model's own labels for the frames of a bag, computed without the pipeline."""
-    from fer_ros.engine import Engine
+    from fer_ros.inference.engine import Engine
 
     store = typestore()
     with closing(open_bag(bag)) as reader, Engine.from_checkpoint(checkpoint) as engine:
@@ -178,7 +178,7 @@ def write_bag(path, frames, encodings, label_topic=True):
 
 @pytest.fixture(scope="module")
 def frames():
-    from fer_ros.training.synth import draw_face, face_rng
+    from fer_ros.synthetic import draw_face, face_rng
     return [draw_face(label, face_rng(9, i), size=64) for i, label in enumerate(FER7[:3])]
 
 
@@ -234,7 +234,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkp
     code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "nonsense:=1", *base, str(tmp_path / "o6"))
     assert code == 2 and len(err) == 1 and "unknown parameter 'nonsense'" in err[0]
     code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "detect_every:=often", *base, str(tmp_path / "o6"))
-    assert code == 2 and len(err) == 1 and "detect_every takes a int, not" in err[0]
+    assert code == 2 and len(err) == 1 and "detect_every takes an integer, not" in err[0]
     code, err = run_cli(capsys, "bag-eval", str(bag), *base[:2], "-p", "detector:=sideways", "--out",
                         str(tmp_path / "o6"))
     assert code == 2 and len(err) == 1 and "sideways" in err[0]
@@ -267,9 +267,9 @@ def test_replay_into_a_live_node_gives_one_result_per_frame(spawn, tmp_path, sma
     recording = tmp_path / "recorded"
     recorder = spawn(FER_ROS, "record", str(recording), "--topics", "/replay_test/emotions",
                      "/replay_test/emotion", "--storage", "mcap", name="record")
-    assert node.wait_for_output("listening on", 90), node.output()
-    assert recorder.wait_for_output("recording /replay_test/emotion ", 30), recorder.output()
-    assert recorder.wait_for_output("recording /replay_test/emotions ", 30), recorder.output()
+    assert node.wait_for("listening on", timeout=90), node.output()
+    assert recorder.wait_for("recording /replay_test/emotion ", timeout=30), recorder.output()
+    assert recorder.wait_for("recording /replay_test/emotions ", timeout=30), recorder.output()
     replay = subprocess.run([FER_ROS, "bag-replay", str(bag), "--rate", str(10 / 30), "--wait-for-subscribers", "30",
                              "--remap", "/camera/image_raw:=/replay_test/image"],
                             capture_output=True, text=True, timeout=90)

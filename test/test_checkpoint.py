@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fer_ros.checkpoint import (
+from fer_ros.model.checkpoint import (
     CheckpointError,
     ModelMeta,
     checkpoint_id,
@@ -12,7 +12,8 @@ from fer_ros.checkpoint import (
     save_checkpoint,
 )
 from fer_ros.labels import FER7
-from fer_ros.model import build_model
+from fer_ros.model.mit import build_model
+from fer_ros.model.preprocess import Preprocess
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def model():
 
 
 def make_meta(**kw):
-    base = dict(labels=list(FER7), input_size=64, color="gray", mean=(0.5,) * 3, std=(0.25,) * 3,
+    base = dict(labels=list(FER7), preprocess=Preprocess(64, "gray", (0.5,) * 3, (0.25,) * 3),
                 dataset="fer2013", train_config={"lr": 2e-4}, metrics={"val_acc": 0.5})  # fmt: skip
     return ModelMeta(**(base | kw))
 

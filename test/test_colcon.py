@@ -43,7 +43,7 @@ def test_colcon_installs_ros2_run_executables_and_share_files(workspace):
 
 
 def test_workspace_messages_and_modules_import_after_sourcing(workspace):
-    script = ("import fer_ros, fer_ros.msg, fer_ros.node, fer_ros.training.synth; "
+    script = ("import fer_ros, fer_ros.msg, fer_ros.ros.node, fer_ros.synthetic; "
               "from fer_ros.msg import EmotionArray, EmotionStamped; "
               "from rclpy.serialization import serialize_message, deserialize_message; "
               "m = EmotionArray(faces=[EmotionStamped(label='happy')]); "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fer_ros.cli import main as fer_ros
-from fer_ros.demo import DEMO_CHECKPOINT
+from fer_ros.tools.demo import DEMO_CHECKPOINT
 from fer_ros.paths import share_dir
 
 FER_ROS = str(Path(sys.executable).parent / "fer-ros")
@@ -54,7 +54,7 @@ def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path):
 
 
 def test_demo_without_its_checkpoint_says_how_to_get_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("fer_ros.demo.DEMO_CHECKPOINT", "models/not_there.safetensors")
+    monkeypatch.setattr("fer_ros.tools.demo.DEMO_CHECKPOINT", "models/not_there.safetensors")
     assert fer_ros(["demo", "--out", str(tmp_path / "demo")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "models/not_there.safetensors" in err[0] and "fer-ros train" in err[0]

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from fer_ros.checkpoint import ModelMeta, save_checkpoint
-from fer_ros.engine import Engine
+from fer_ros.errors import ConfigError
+from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
+from fer_ros.inference.engine import Engine
 from fer_ros.labels import FER7
-from fer_ros.model import build_model
-from fer_ros.preprocess import Preprocess, to_gray3
+from fer_ros.model.mit import build_model
+from fer_ros.model.preprocess import Preprocess, to_gray3
 
 SIZE = 64
 
@@ -25,7 +26,7 @@ def model():
 
 
 def meta(color="rgb"):
-    return ModelMeta(labels=list(FER7), input_size=SIZE, color=color, dataset="test")
+    return ModelMeta(labels=list(FER7), preprocess=Preprocess(input_size=SIZE, color=color), dataset="test")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_properties(engine):
     assert engine.device == "cpu"
     assert engine.backend in ("torch", "onnxruntime")
     assert engine.model_id.startswith("unsaved@") and len(engine.model_id) == len("unsaved@") + 12
-    assert engine.meta.input_size == SIZE
+    assert engine.meta.preprocess.input_size == SIZE
 
 
 def test_grey_model_sees_grey_faces(model, crops):
@@ -84,7 +85,7 @@ def test_grey_model_sees_grey_faces(model, crops):
     rgb = torch.from_numpy(Preprocess(SIZE, "rgb").resize(crops[:1])).permute(0, 3, 1, 2)
     from_torch = Preprocess(SIZE, "gray")  # normalise the torch-made grey exactly like crops
     x = to_gray3(rgb)
-    from fer_ros.preprocess import normalize
+    from fer_ros.model.preprocess import normalize
 
     np.testing.assert_allclose(
         eng.predict_tensor(normalize(x, from_torch.mean, from_torch.std)), eng.predict(crops[:1]), atol=0.02
@@ -137,7 +138,7 @@ def test_bad_inputs_and_options(model):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
 def test_cuda_without_gpu_is_a_clear_error(model):
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
+    with pytest.raises(ConfigError, match="CUDA is not available"):
         Engine(model, meta(), device="cuda")
 
 
@@ -170,7 +171,7 @@ def test_bench_runs_and_writes_the_documented_json(tmp_path, capsys):
 
 
 def test_cpu_falls_back_to_torch_without_onnxruntime(model, monkeypatch, crops):
-    import fer_ros.engine as engine_module
+    import fer_ros.inference.engine as engine_module
 
     monkeypatch.setattr(engine_module, "_has_onnxruntime", lambda: False)
     eng = Engine(model, meta(), device="cpu")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from fer_ros.checkpoint import ModelMeta, save_checkpoint
+from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
 from fer_ros.cli import main
-from fer_ros.export import export_onnx
+from fer_ros.model.export import export_onnx
 from fer_ros.labels import FER7
-from fer_ros.model import build_model
+from fer_ros.model.mit import build_model
+from fer_ros.model.preprocess import Preprocess
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -20,7 +21,7 @@ ort = pytest.importorskip("onnxruntime")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(num_classes=7).eval()
-    meta = ModelMeta(labels=list(FER7), input_size=64, color="gray", dataset="test")
+    meta = ModelMeta(labels=list(FER7), preprocess=Preprocess(input_size=64, color="gray"), dataset="test")
     return model, save_checkpoint(tmp_path_factory.mktemp("ckpt") / "fer.safetensors", model, meta)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import CompressedImage, Image
 
-from fer_ros.images import FrameError, compressed_to_rgb, fill_image, image_to_rgb, message_to_rgb
+from fer_ros.ros.images import FrameError, compressed_to_rgb, fill_image, image_to_rgb, message_to_rgb
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8)

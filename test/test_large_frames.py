@@ -10,7 +10,7 @@ from pathlib import Path
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from fer_ros.dds import large_image_env
+from fer_ros.ros.dds import large_image_env
 
 PUBLISHER = str(Path(__file__).parent / "processes" / "frame_publisher.py")
 FRAMES = 90

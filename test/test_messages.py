@@ -9,7 +9,7 @@ import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
-from fer_ros.bagtypes import typestore
+from fer_ros.bags.io import typestore
 from fer_ros.msg import EmotionArray, EmotionStamped
 
 sys.path.insert(0, str(Path(__file__).parent / "processes"))
@@ -32,7 +32,7 @@ def check_emotion(msg, face_id=7, x=120):
 
 def test_messages_cross_processes_over_dds(ros, spawn):
     publisher = spawn(PUBLISHER, name="publisher")
-    assert publisher.wait_for_output("publishing", 30), publisher.output()
+    assert publisher.wait_for("publishing", timeout=30), publisher.output()
     node = ros.create_node("emotion_test_listener")
     got = {}
     node.create_subscription(EmotionStamped, "/test_emotion", lambda m: got.setdefault("one", m), 10)

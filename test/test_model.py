@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fer_ros.model import VARIANTS, MiTFusion, build_model, count_params
+from fer_ros.model.mit import VARIANTS, MiTFusion, build_model, count_params
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_bad_arguments_are_value_errors():
 def test_mac_count_states_what_it_counts(b0):
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fer_ros.macs import count_macs
+    from fer_ros.model.macs import count_macs
 
     macs = count_macs(b0, 224)
     assert 0.41e9 < macs["conv_linear"] < 0.43e9  # the paper's "0.425 B"
@@ -110,7 +110,7 @@ def test_fusion_equals_the_papers_fixed_kernels_at_multiples_of_32(b0, size):
 
 @pytest.mark.parametrize("size", [40, 48, 72, 100, 112])
 def test_any_input_size_pools_like_adaptive_max_pooling(b0, size):
-    from fer_ros.model import max_pool_to
+    from fer_ros.model.mit import max_pool_to
 
     b0.eval()
     x = torch.randn(2, 3, size, size + 8)  # non-square too
@@ -124,7 +124,7 @@ def test_any_input_size_pools_like_adaptive_max_pooling(b0, size):
 
 def test_uneven_sizes_export_to_onnx_and_match(tmp_path):
     pytest.importorskip("onnxruntime")
-    from fer_ros.export import export_onnx, parity
+    from fer_ros.model.export import export_onnx, parity
 
     torch.manual_seed(1)
     model = build_model("mit_b0", num_classes=7).eval()

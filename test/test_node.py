@@ -18,8 +18,8 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
-from fer_ros.checkpoint import checkpoint_id
-from fer_ros.images import fill_image
+from fer_ros.model.checkpoint import checkpoint_id
+from fer_ros.ros.images import fill_image
 from fer_ros.labels import FER7
 from fer_ros.msg import EmotionArray, EmotionStamped
 
@@ -99,14 +99,14 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def fer_node(ros, small_checkpoint, tmp_path_factory):
-    from conftest import Child
+    from fer_ros.tools.demo import Child
 
     log = tmp_path_factory.mktemp("node") / "fer_node.log"
     fer_ros = str(Path(sys.executable).parent / "fer-ros")
-    child = Child([fer_ros, "run", "--checkpoint", str(small_checkpoint), "--namespace", NS,
+    child = Child("fer_node", [fer_ros, "run", "--checkpoint", str(small_checkpoint), "--namespace", NS,
                    "--image", f"/{NS}/camera", "-p", "use_compressed:=true", "-p", "detect_every:=1",
                    "-p", "diagnostics_period:=0.5"], log)
-    assert child.wait_for_output("listening on", 90), child.output()
+    assert child.wait_for("listening on", timeout=90), child.output()
     harness = Harness(ros)
     harness.child = child
     yield harness

@@ -3,6 +3,7 @@
 import ast
 import os
 import signal
+import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fer_ros.node import PARAMS
+from fer_ros.ros.params import PARAMS
 from fer_ros.paths import share_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros
     fer_ros = str(Path(sys.executable).parent / "fer-ros")
     node = spawn(fer_ros, "run", "--params-file", str(params_file), "--checkpoint", str(small_checkpoint),
                  "--image", "/pkg_test/camera", "--namespace", "pkg_test", name="fer_node")
-    assert node.wait_for_output("listening on", 60), node.output()
+    assert node.wait_for("listening on", timeout=60), node.output()
     assert "/pkg_test/camera" in node.output() and "/pkg_test/emotions" in node.output()
     values = list_node_parameters(ros, "pkg_test/fer_node")
     assert set(values) == set(PARAMS)
@@ -141,7 +142,7 @@ def test_fer_node_exits_cleanly_on_signals(spawn, small_checkpoint, sig):
     node = spawn(str(Path(sys.executable).parent / "fer_node"), "--ros-args", "--params-file",
                  str(share_dir() / "config" / "fer.yaml"), "-p", f"checkpoint:={small_checkpoint}",
                  "-r", "__node:=signal_test", name="fer_node")
-    assert node.wait_for_output("listening on", 60), node.output()
+    assert node.wait_for("listening on", timeout=60), node.output()
     assert node.stop(sig) == 0, node.output()
     assert "Traceback" not in node.output()
 
@@ -183,7 +184,7 @@ def test_cuda_with_cpu_fallback_runs_on_the_cpu_and_says_so(spawn, small_checkpo
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     node = start_node(spawn, f"checkpoint:={small_checkpoint}", "device:=cuda", "allow_cpu_fallback:=true")
-    assert node.wait_for_output("listening on", 60), node.output()
+    assert node.wait_for("listening on", timeout=60), node.output()
     assert "no GPU is available: running on the CPU" in node.output() and " on cpu " in node.output()
 
 
@@ -194,3 +195,53 @@ def test_print_env_exports_the_profile():
     assert "export FASTDDS_DEFAULT_PROFILES_FILE=" in out and "fastdds_large_images.xml" in out
     path = out.split("FASTDDS_DEFAULT_PROFILES_FILE=")[1].split()[0].strip("'")
     assert os.path.isfile(path)
+
+
+def test_rclpy_is_imported_only_where_ros_starts():
+    """The core (model, inference, training) never imports rclpy; only ros/ and the bag tools that
+    talk DDS do. Checked on the source text and by importing the core with rclpy made unimportable."""
+    offenders = []
+    for path in sorted((REPO / "fer_ros").rglob("*.py")):
+        text = path.read_text()
+        if ("import rclpy" in text or "from rclpy" in text) and path.parent.name not in ("ros", "bags"):
+            offenders.append(str(path.relative_to(REPO)))
+    assert not offenders
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'rclpy' or name.startswith('rclpy.'):\n"
+            "            raise ImportError('rclpy is blocked in this test')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import fer_ros.model.checkpoint, fer_ros.model.export, fer_ros.inference.pipeline\n"
+            "import fer_ros.training.train, fer_ros.training.evaluate, fer_ros.tools.bench, fer_ros.cli\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_imports_run_one_way():
+    """Each folder of fer_ros imports only from the folders below it (base modules at the bottom)."""
+    allowed = {
+        "base": {"base"},
+        "model": {"base", "model"},
+        "inference": {"base", "model", "inference"},
+        "training": {"base", "model", "inference", "training"},
+        "ros": {"base", "model", "inference", "ros", "msg"},
+        "bags": {"base", "model", "inference", "ros", "bags", "msg"},
+        "tools": {"base", "model", "inference", "training", "ros", "bags", "tools", "msg"},
+    }
+
+    def layer(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 2 or parts[1] in allowed or parts[1] == "msg" else "base"
+
+    wrong = []
+    for path in sorted((REPO / "fer_ros").rglob("*.py")):
+        rel = path.relative_to(REPO).with_suffix("")
+        own = layer(".".join(rel.parts)) if len(rel.parts) > 2 else "base"
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for name in names:
+                if name.startswith("fer_ros.") and layer(name) not in allowed[own]:
+                    wrong.append(f"{rel}: {name}")
+    assert not wrong

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import skimage.data
 
-from fer_ros.engine import Engine
-from fer_ros.faces import DetectorOptions, HaarDetector, WholeImage, expand_box, make_detector
-from fer_ros.pipeline import UNKNOWN, Pipeline, PipelineOptions, build_pipeline
-from fer_ros.tracking import FaceTracker, iou
+from fer_ros.inference.engine import Engine
+from fer_ros.inference.faces import DetectorOptions, HaarDetector, expand_box, make_detector
+from fer_ros.errors import ConfigError
+from fer_ros.inference.pipeline import UNKNOWN, Pipeline, PipelineOptions
+from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
+from fer_ros.options import from_params
 
 
 def astronaut_frame():
@@ -53,10 +55,10 @@ def test_haar_finds_nothing_in_noise_and_respects_min_size():
 
 
 def test_unknown_detector_and_missing_yunet_model_are_clear_errors():
-    with pytest.raises(ValueError, match="unknown detector"):
-        make_detector(DetectorOptions(kind="magic"))
-    with pytest.raises(ValueError, match="yunet_model"):
-        make_detector(DetectorOptions(kind="yunet"))
+    with pytest.raises(ConfigError, match="unknown detector"):
+        make_detector(DetectorOptions(detector="magic"))
+    with pytest.raises(ConfigError, match="yunet_model"):
+        make_detector(DetectorOptions(detector="yunet"))
 
 
 def test_expand_box_is_clipped_to_the_frame():
@@ -65,7 +67,7 @@ def test_expand_box_is_clipped_to_the_frame():
 
 
 def test_tracker_keeps_ids_while_faces_move_and_forgets_lost_ones():
-    tracker = FaceTracker(timeout=1.0)
+    tracker = FaceTracker(TrackerOptions(track_timeout=1.0))
     first = [t.face_id for t in tracker.match([(0, 0, 50, 50), (200, 0, 50, 50)], now=0.0)]
     moved = [t.face_id for t in tracker.match([(205, 5, 50, 50), (5, 5, 50, 50)], now=0.1)]
     assert first == [1, 2] and moved == [2, 1]
@@ -77,18 +79,18 @@ def test_tracker_keeps_ids_while_faces_move_and_forgets_lost_ones():
 def test_ema_and_window_smoothing_per_face():
     frame = np.zeros((40, 40, 3), np.uint8)
     rows = [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
-    ema = Pipeline(FixedEngine(rows), WholeImage(), FaceTracker(smoothing="ema", alpha=0.5))
+    ema = Pipeline(FixedEngine(rows), PipelineOptions(detector="none", smoothing="ema", smoothing_alpha=0.5))
     probs = [ema.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
     assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0.25, 0.75, 0])
-    window = Pipeline(FixedEngine(rows), WholeImage(), FaceTracker(smoothing="window", window=2))
+    window = Pipeline(FixedEngine(rows), PipelineOptions(detector="none", smoothing="window", smoothing_window=2))
     probs = [window.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
     assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0, 1, 0])
     assert all(abs(p.sum() - 1) < 1e-6 for p in probs)
 
 
 def test_confidence_threshold_gives_unknown_but_keeps_the_confidence():
-    pipeline = Pipeline(FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]), WholeImage(),
-                        confidence_threshold=0.6)
+    pipeline = Pipeline(FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]),
+                        PipelineOptions(detector="none", confidence_threshold=0.6))
     low, high = (pipeline.process(np.zeros((8, 8, 3), np.uint8)).faces[0] for _ in range(2))
     assert low.label == UNKNOWN and low.confidence == pytest.approx(0.5)
     assert high.label == "a" and high.confidence == pytest.approx(0.9)
@@ -104,7 +106,8 @@ def test_faces_are_followed_between_full_detections():
             return super().__call__(rgb)
 
     engine = FixedEngine([[1, 0, 0]] * 6)
-    pipeline = Pipeline(engine, CountingHaar(DetectorOptions()), detect_every=3)
+    pipeline = Pipeline(engine, PipelineOptions(detector="haar", detect_every=3))
+    pipeline.detector = CountingHaar(pipeline.options)
     results = [pipeline.process(frame, now=i / 30) for i in range(6)]
     assert [r.detected for r in results] == [True, False, False, True, False, False]
     assert all(len(r.faces) == 1 for r in results)
@@ -116,7 +119,7 @@ def test_faces_are_followed_between_full_detections():
 
 def test_real_engine_in_the_pipeline(small_checkpoint):
     engine = Engine.from_checkpoint(small_checkpoint, device="cpu")
-    pipeline = build_pipeline(engine, PipelineOptions(detector="haar", max_faces=3))
+    pipeline = Pipeline(engine, PipelineOptions(detector="haar", max_faces=3))
     result = pipeline.process(astronaut_frame())
     assert len(result.faces) == 1
     face = result.faces[0]
@@ -127,6 +130,13 @@ def test_real_engine_in_the_pipeline(small_checkpoint):
     assert empty.faces == [] and not empty.detected
 
 
-def test_options_from_node_params_ignore_other_keys_and_cast():
-    options = PipelineOptions.from_params({"detector": "none", "detect_every": 2.0, "checkpoint": "x"})
-    assert options.detector == "none" and options.detect_every == 2 and isinstance(options.detect_every, int)
+def test_options_from_node_params_ignore_other_keys_cast_and_check():
+    options = from_params(PipelineOptions, {"detector": "none", "face_margin": 1, "checkpoint": "x"})
+    assert options.detector == "none" and options.face_margin == 1.0 and isinstance(options.face_margin, float)
+    assert options.detect_every == PipelineOptions().detect_every  # not given: the default
+    with pytest.raises(ConfigError, match="detect_every takes an integer"):
+        from_params(PipelineOptions, {"detect_every": 2.5})
+    with pytest.raises(ConfigError, match="detector must be one of haar, yunet, none"):
+        from_params(PipelineOptions, {"detector": "magic"})
+    with pytest.raises(ConfigError, match="track_iou must be within 0..1"):
+        from_params(PipelineOptions, {"track_iou": 1.5})

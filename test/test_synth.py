@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_ros.labels import AFFECTNET8, FER7
-from fer_ros.training import synth
+from fer_ros import synthetic as synth
 from fer_ros.training.datasets import load_splits
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fer_ros.checkpoint import load_checkpoint
+from fer_ros.model.checkpoint import load_checkpoint
 from fer_ros.training.augment import prepare_batch
+from fer_ros.errors import ConfigError
 from fer_ros.training.config import AugmentConfig, OptimConfig, load_config
 from fer_ros.training.evaluate import evaluate_checkpoint
 from fer_ros.training.train import STATE_FILE, Plateau, atomic_save, lr_at, train
@@ -33,10 +34,24 @@ def test_paper_protocol_is_the_default_and_overridable():
     assert load_config("affectnet8").data.labels == "affectnet8" and load_config("affectnet7").data.labels == "fer7"
     cfg = load_config("fer2013", ["optim.lr=3e-4", "augment.flip=false", "data.mean=[0.5, 0.5, 0.5]"])
     assert cfg.optim.lr == 3e-4 and cfg.augment.flip is False and cfg.data.mean == (0.5, 0.5, 0.5)
-    with pytest.raises(ValueError, match="unknown setting 'optim.lrr'"):
+    with pytest.raises(ConfigError, match="unknown setting 'optim.lrr'"):
         load_config("fer2013", ["optim.lrr=1"])
-    with pytest.raises(FileNotFoundError, match="no config"):
+    with pytest.raises(ConfigError, match="no config"):
         load_config("imagenet")
+
+
+@pytest.mark.parametrize("setting, field", [
+    ("train.save_dtype=float8", "train.save_dtype"), ("train.balance=oversample", "train.balance"),
+    ("optim.schedule=linear", "optim.schedule"), ("data.input_size=16", "data.input_size"),
+    ("optim.name=lamb", "optim.name"), ("train.ema=1.5", "train.ema"), ("data.format=parquet", "data.format"),
+    ("train.device=gpu", "train.device"), ("model.pretrained=/no/such/mit_b0.pth", "model.pretrained"),
+])
+def test_a_bad_setting_is_refused_before_any_data_is_read(tmp_path, setting, field):
+    cfg = load_config("fer2013", {"data.root": str(tmp_path / "not-read"), "train.out_dir": str(tmp_path / "run")}
+                      | dict([setting.split("=", 1)]))
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        train(cfg, progress=False)  # the data path does not exist: reaching it would raise another error
+    assert not (tmp_path / "run").exists()
 
 
 def test_plateau_divides_lr_by_10_after_2_flat_epochs_and_counts_for_early_stop():
@@ -143,7 +158,7 @@ def test_best_checkpoint_and_evaluate_agree(tmp_path):
     summary = train(cfg, progress=False)
     best = tmp_path / "run" / "best.safetensors"
     model, meta = load_checkpoint(best)
-    assert meta.labels == list(cfg_labels()) and meta.input_size == 32 and meta.color == "rgb"
+    assert meta.labels == list(cfg_labels()) and meta.preprocess.input_size == 32 and meta.preprocess.color == "rgb"
     assert meta.train_config["optim"]["name"] == "adamw" and "val" in meta.metrics
     # The evaluator goes through the inference preprocessing; on same-size images it must
     # reproduce the loop's own test score.
@@ -152,8 +167,8 @@ def test_best_checkpoint_and_evaluate_agree(tmp_path):
     assert m["accuracy"] == pytest.approx(summary["test"]["accuracy"])
     assert {"macro_f1", "per_class", "samples"} <= set(m) and m["samples"] == 14
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "confusion.json", "confusion.png"}
-    flipped = evaluate_checkpoint(best, "synthetic", "", "test", flip=True, n_train=0, n_val=14, n_test=14)
-    assert flipped["flip"] is True
+    flipped = evaluate_checkpoint(best, "synthetic", "", "test", tta="flip", n_train=0, n_val=14, n_test=14)
+    assert flipped["tta"] == "flip"
 
 
 def cfg_labels():
@@ -181,7 +196,7 @@ def test_fer2013_csv_run_reports_bad_rows(tmp_path):
     # The grey FER2013 path end to end: CSV written by `fer-ros synth`, one broken row appended.
     import argparse
 
-    from fer_ros.training import synth
+    from fer_ros import synthetic as synth
 
     csv_path = tmp_path / "fer2013.csv"
     synth.run(argparse.Namespace(out=csv_path, format=None, num=28, val=14, test=14, labels="fer7", size=48, seed=0))
@@ -193,14 +208,14 @@ def test_fer2013_csv_run_reports_bad_rows(tmp_path):
     summary = train(cfg, progress=False)
     assert summary["data_report"] == ["bad rows: 1 wrong pixel count or value (e.g. fer2013.csv:58)"]
     _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
-    assert meta.color == "gray" and meta.input_size == 32 and meta.dataset == "fer2013:fer2013.csv"
+    assert meta.preprocess.color == "gray" and meta.preprocess.input_size == 32 and meta.dataset == "fer2013:fer2013.csv"
 
 
 def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     # An official-layout mit_b0.pth (written as test_weights writes one) given as model.pretrained.
     from test_weights import OFFICIAL_FROM_OURS, rename
 
-    from fer_ros.model import build_model
+    from fer_ros.model.mit import build_model
     from fer_ros.training.train import build
 
     source = build_model("mit_b0")

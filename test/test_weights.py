@@ -5,12 +5,14 @@ import re
 
 import pytest
 import torch
+
+from fer_ros.errors import CheckpointError
 from safetensors.torch import save_file
 
-from fer_ros.model import build_model
-from fer_ros.weights import load_mit_weights, read_state_dict
+from fer_ros.model.mit import build_model
+from fer_ros.model.weights import load_mit_weights, read_state_dict
 
-# Names of the official SegFormer release, written out here independently of fer_ros.weights.
+# Names of the official SegFormer release, written out here independently of fer_ros.model.weights.
 OFFICIAL_FROM_OURS = [
     (r"^stages\.(\d)\.patch_embed\.", lambda m: f"patch_embed{int(m[1]) + 1}."),
     (r"^stages\.(\d)\.blocks\.(\d+)\.", lambda m: f"block{int(m[1]) + 1}.{m[2]}."),
@@ -135,5 +137,5 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(ValueError, match="weights_only"):
         read_state_dict(tmp_path / "evil.pth")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(CheckpointError, match="not found"):
         read_state_dict(tmp_path / "nope.pth")

@@ -1,0 +1,271 @@
+"""`fer-ros bag-eval BAG`: run fer_node's pipeline over a recorded bag, offline, and report.
+
+Reads Image or CompressedImage frames from a rosbag2 (sqlite3 or MCAP), runs exactly the
+pipeline the node runs (same params file, same -p overrides, same detector, engine and
+smoothing) and writes to --out:
+
+    emotions/      rosbag2 with /emotion (EmotionStamped) and /emotions (EmotionArray), each
+                   message at its source frame's bag time, headers copied from the frames
+    frames.csv     one row per frame: stamps, largest face's label and probabilities, timings
+    report.json    counts, skipped frames by reason, latency percentiles, accuracy when there
+                   is ground truth
+    timeline.png   predicted (and true) expression over time
+    confusion.png / confusion.json   with ground truth
+
+Ground truth: a std_msgs/String topic of the bag (matched on bag time, a label holds until the
+next), or --labels-csv (stamp,label matched on the frames' header stamps). Offline there is no
+transport, so latency_ms and processing_ms in the output messages are both this frame's
+decode + pipeline time.
+
+Everything is written to a hidden folder beside --out and moved into place at the end: a
+folder named --out is always a complete run.
+"""
+
+import argparse
+import csv
+import sys
+import time
+from collections import Counter
+from contextlib import closing
+from pathlib import Path
+
+import yaml
+
+from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for, labels_from_bag,
+                             labels_from_csv, message_count, open_bag, open_writer, pick_topic, staged_output,
+                             storage_of, typestore)
+from fer_ros.bags.report import NO_FACE, plot_timeline, score, summary_lines, write_report
+from fer_ros.errors import BagError, FrameError, one_line
+from fer_ros.metrics import latency_stats
+from fer_ros.paths import config_file
+from fer_ros.ros.images import message_to_rgb
+from fer_ros.ros.messages import emotion_messages, rosbags_classes, stamp_ns
+
+NODE_NAME = "fer_node"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bag", type=Path, help="rosbag2 folder (or a .db3 / .mcap file)")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <bag>_fer next to the bag)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.add_argument("--topic", default=None,
+                        help="image topic (default: the bag's only Image / CompressedImage topic)")
+    parser.add_argument("--labels-topic", default=None,
+                        help="std_msgs/String ground-truth topic (default: the bag's only String topic, if any)")
+    parser.add_argument("--labels-csv", type=Path, default=None,
+                        help="ground truth as CSV: stamp,label (seconds) or stamp_ns,label, on header stamps")
+    parser.add_argument("--no-labels", action="store_true", help="ignore any ground truth in the bag")
+    parser.add_argument("--params-file", type=Path, default=None,
+                        help="fer_node parameters (default: the installed config/fer.yaml)")
+    parser.add_argument("--checkpoint", default=None, help="fer_ros .safetensors checkpoint (overrides the params)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="override one node parameter, as with fer-ros run (repeatable)")
+    parser.add_argument("--storage", choices=("auto", "sqlite3", "mcap"), default="auto",
+                        help="storage of the output bag (default: that of the input)")
+    parser.add_argument("--limit", type=int, default=0, help="process at most this many frames (0: all)")
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+def params_section(path: Path) -> dict:
+    """The fer_node ros__parameters of a params file ("/**/fer_node", "fer_node", "/ns/fer_node", "/**")."""
+    try:
+        document = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise BagError(f"cannot read params file {path}: {one_line(err)}") from None
+    for key, value in (document.items() if isinstance(document, dict) else ()):
+        if isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict) and \
+                str(key).rsplit("/", 1)[-1] in (NODE_NAME, "**"):
+            return dict(value["ros__parameters"])
+    raise BagError(f"{path} has no 'fer_node: ros__parameters:' section")
+
+
+def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None) -> dict:
+    """fer_node's parameters: the shipped defaults, then the params file, then -p NAME:=VALUE."""
+    from fer_ros.ros.params import PARAMS
+
+    params = params_section(config_file("fer.yaml"))
+    if params_file:
+        params.update(params_section(params_file))
+    for item in overrides:
+        name, sep, text = item.partition(":=")
+        if not sep or not name:
+            raise BagError(f"-p expects NAME:=VALUE, got {item!r}")
+        if name not in PARAMS:
+            raise BagError(f"unknown parameter {name!r}; known: {', '.join(sorted(PARAMS))}")
+        params[name] = yaml.safe_load(text) if text else ""
+    if checkpoint:
+        params["checkpoint"] = checkpoint
+    return params
+
+
+def load_pipeline(params: dict):
+    """Engine + pipeline exactly as fer_node's configure step builds them."""
+    from fer_ros.inference.engine import Engine, EngineOptions
+    from fer_ros.inference.pipeline import Pipeline, PipelineOptions
+    from fer_ros.options import from_params
+
+    pipeline_options = from_params(PipelineOptions, params)  # checked before the model is loaded
+    engine = Engine.from_options(from_params(EngineOptions, params),
+                                 warn=lambda text: print(f"fer-ros bag-eval: {text}", file=sys.stderr))
+    try:
+        pipeline = Pipeline(engine, pipeline_options)
+        engine.warmup()
+    except BaseException:
+        engine.close()
+        raise
+    return engine, pipeline
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+CSV_FIXED = ["frame", "bag_time_ns", "stamp_ns", "status", "faces", "label", "confidence", "face_id",
+             "x", "y", "width", "height", "truth", "detect_ms", "classify_ms", "total_ms"]
+
+
+def decode(store, connection, raw):
+    """(message, rgb, None) for a usable frame, or (message or None, None, why it is skipped)."""
+    try:
+        msg = store.deserialize_cdr(raw, connection.msgtype)
+    except Exception as err:  # a truncated or foreign record: counted, the run goes on
+        return None, None, f"undecodable {connection.msgtype} record ({type(err).__name__})"
+    try:
+        return msg, message_to_rgb(msg), None
+    except FrameError as err:
+        return msg, None, str(err)
+
+
+def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels=()) -> dict:
+    """One CSV row: the frame's stamps and the largest face's result (empty fields for none)."""
+    row = {"frame": index, "bag_time_ns": bag_ns, "stamp_ns": stamp_ns(msg.header) if msg is not None else "",
+           "truth": truth_label or ""}
+    if result is None:
+        return row
+    row.update(status="ok", faces=len(result.faces), detect_ms=round(result.detect_ms, 3),
+               classify_ms=round(result.classify_ms, 3), total_ms=round(total_ms, 3))
+    if result.faces:
+        best = result.faces[0]
+        x, y, w, h = best.box
+        row.update(label=best.label, confidence=round(best.confidence, 4), face_id=best.face_id, x=x, y=y,
+                   width=w, height=h, **{f"p_{c}": round(float(p), 4) for c, p in zip(labels, best.probabilities)})
+    return row
+
+
+def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage: str,
+                 limit: int) -> tuple[list, Counter]:
+    """Every frame of `topic` through the pipeline, results into a new bag; (rows, skip reasons)."""
+    from tqdm import tqdm
+
+    store = typestore()
+    classes = rosbags_classes(store)
+    labels = pipeline.labels
+    total = min(message_count(reader, topic), limit or sys.maxsize)
+    rows, skipped = [], Counter()
+    writer = open_writer(bag_out, storage)
+    try:
+        emotion_conn = add_topic(writer, "/emotion", "fer_ros/msg/EmotionStamped")
+        emotions_conn = add_topic(writer, "/emotions", "fer_ros/msg/EmotionArray")
+        messages = reader.messages(connections=connections_for(reader, topic))
+        for index, (connection, bag_ns, raw) in enumerate(tqdm(
+                messages, total=total, desc=f"bag-eval {topic}", unit="frame", disable=None, file=sys.stderr)):
+            if index >= total:
+                break
+            t0 = time.perf_counter()
+            msg, rgb, reason = decode(store, connection, raw)
+            truth_label = truth.for_frame(bag_ns, msg) if truth is not None else None
+            if reason:
+                skipped[reason] += 1
+                rows.append({**frame_row(index, bag_ns, msg, truth_label), "status": f"skipped: {reason}"})
+                continue
+            result = pipeline.process(rgb, now=bag_ns * 1e-9)  # the node passes its receipt time
+            array, faces = emotion_messages(result, msg.header, labels, engine.model_id, classes)
+            total_ms = (time.perf_counter() - t0) * 1e3
+            for face in faces:  # offline there is no transport: latency is this frame's own work
+                face.latency_ms = face.processing_ms = total_ms
+            writer.write(emotions_conn, bag_ns, store.serialize_cdr(array, array.__msgtype__))
+            if faces:
+                writer.write(emotion_conn, bag_ns, store.serialize_cdr(faces[0], faces[0].__msgtype__))
+            rows.append(frame_row(index, bag_ns, msg, truth_label, result, total_ms, labels))
+    except Exception as err:
+        raise BagError(f"reading {topic} failed part-way, nothing written: {one_line(err)}") from None
+    finally:
+        writer.close()
+    return rows, skipped
+
+
+def build_report(rows, skipped, truth, labels, engine, params, out: Path, title: str, elapsed: float) -> dict:
+    """report.json's content; writes frames.csv, timeline.png and (with truth) the confusion matrix."""
+    with open(out / "frames.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIXED + [f"p_{c}" for c in labels], restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    done = [r for r in rows if r.get("status") == "ok"]
+    first_ns = done[0]["bag_time_ns"]
+    predicted = [r.get("label") or NO_FACE for r in done]
+    plot_timeline([(r["bag_time_ns"] - first_ns) * 1e-9 for r in done], predicted,
+                  [r.get("confidence") or 0.0 for r in done], [r["truth"] or None for r in done], labels,
+                  out / "timeline.png", title=title)
+    pairs = [(r["truth"], p) for r, p in zip(done, predicted) if r["truth"]]
+    return {
+        "title": title, "model": engine.model_id, "labels": labels, "device": engine.device,
+        "backend": engine.backend,
+        "pipeline": {k: params[k] for k in ("detector", "detect_every", "smoothing", "confidence_threshold")
+                     if k in params},
+        "frames": {"total": len(rows), "processed": len(done), "skipped": sum(skipped.values()),
+                   "with_face": sum(1 for p in predicted if p != NO_FACE)},
+        "skipped_reasons": dict(skipped.most_common()),
+        "latency_ms": {name: latency_stats(r[f"{name}_ms"] for r in done) for name in ("detect", "classify", "total")},
+        "throughput_fps": len(done) / elapsed if elapsed > 0 else 0.0,
+        "predicted_counts": dict(Counter(predicted).most_common()),
+        "ground_truth": truth.source if truth is not None else None,
+        "accuracy": score(pairs, labels, out, title=title) if pairs else None,
+        "outputs": {"bag": "emotions", "csv": "frames.csv", "timeline": "timeline.png"},
+    }
+
+
+def ground_truth(reader, args):
+    if args.labels_csv:
+        return labels_from_csv(args.labels_csv)
+    if args.no_labels:
+        return None
+    topic = pick_topic(reader, (LABEL_TYPE,), args.labels_topic, "label (std_msgs/String)", "--labels-topic",
+                       required=False)
+    return labels_from_bag(reader, topic) if topic else None
+
+
+def evaluate(args) -> tuple[dict, Path]:
+    with closing(open_bag(args.bag)) as reader:
+        topic = pick_topic(reader, IMAGE_TYPES, args.topic, "image", "--topic")
+        truth = ground_truth(reader, args)
+        params = node_params(args.params_file, args.param, args.checkpoint)
+        engine, pipeline = load_pipeline(params)
+        storage = storage_of(args.bag) if args.storage == "auto" else args.storage
+        bag = args.bag.resolve()
+        out = args.out or bag.with_name(bag.name.split(".")[0] + "_fer")
+        started = time.perf_counter()
+        try:
+            with staged_output(out, args.force) as tmp:
+                rows, skipped = run_pipeline(reader, topic, truth, engine, pipeline, tmp / "emotions", storage,
+                                             args.limit)
+                if not any(r.get("status") == "ok" for r in rows):
+                    reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or "the topic is empty"
+                    raise BagError(f"no frame of {topic} could be processed, nothing written: {reasons}")
+                report = build_report(rows, skipped, truth, pipeline.labels, engine, params, tmp,
+                                      f"{bag.name} {topic} - {engine.model_id}", time.perf_counter() - started)
+                report.update(bag=str(args.bag), topic=topic)
+                write_report(report, tmp)
+        finally:
+            engine.close()
+    return report, out
+
+
+def run(args) -> int:
+    report, out = evaluate(args)
+    print(f"fer-ros bag-eval: {args.bag} {report['topic']} -> {out}")
+    for line in summary_lines(report):
+        print("  " + line)
+    print(f"  wrote {out}/: emotions/ (rosbag2), frames.csv, report.json, timeline.png"
+          + (", confusion.png, confusion.json" if report["accuracy"] else ""))
+    return 0

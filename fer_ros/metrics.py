@@ -1,0 +1,109 @@
+"""Classification metrics from a confusion matrix (rows: true class, columns: predicted class), the
+plots of a run, and latency percentiles: what training, evaluation, the bag tools and the node report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def confusion_matrix(true: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(num_classes, num_classes) int64 counts; entries with true < 0 (unusable samples) are skipped."""
+    keep = true >= 0
+    idx = true[keep].long() * num_classes + pred[keep].long()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def summarize(cm: torch.Tensor, classes: tuple[str, ...] | list[str]) -> dict:
+    """Accuracy, macro-F1 and per-class recall / precision / F1 of a confusion matrix."""
+    cm = cm.double()
+    total = cm.sum().item()
+    tp = cm.diag()
+    support, predicted = cm.sum(1), cm.sum(0)
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    f1 = torch.where(recall + precision > 0, 2 * recall * precision / (recall + precision).clamp(min=1e-12),
+                     torch.zeros_like(tp))
+    present = support > 0  # macro averages over the classes the set contains
+    return {
+        "samples": int(total),
+        "accuracy": tp.sum().item() / total if total else 0.0,
+        "macro_f1": f1[present].mean().item() if present.any() else 0.0,
+        "mean_recall": recall[present].mean().item() if present.any() else 0.0,
+        "per_class": {
+            c: {"recall": recall[i].item(), "precision": precision[i].item(), "f1": f1[i].item(),
+                "support": int(support[i].item())}
+            for i, c in enumerate(classes)
+        },
+    }
+
+
+def plot_confusion(cm: torch.Tensor, classes, path: str | Path, title: str = "") -> Path:
+    """Row-normalised confusion matrix as a PNG, counts and percentages in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = cm.double()
+    norm = cm / cm.sum(1, keepdim=True).clamp(min=1)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.1 * n + 2.2, 1.0 * n + 1.8), dpi=110)
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{norm[i, j]:.0%}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_curves(history: list[dict], path: str | Path) -> Path:
+    """Training loss and validation accuracy per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), dpi=110)
+    a.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    a.set_xlabel("epoch")
+    a.legend()
+    b.plot(epochs, [h["train_acc"] for h in history], label="train acc")
+    b.plot(epochs, [h["val_acc"] for h in history], label="val acc")
+    b.set_xlabel("epoch")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def percentile(values, q: float) -> float:
+    """The q-th percentile of an iterable of numbers (0.0 when empty)."""
+    a = np.fromiter(values, dtype=np.float64)
+    return float(np.percentile(a, q)) if a.size else 0.0
+
+
+def latency_stats(values) -> dict:
+    """count, mean, p50/p95/p99 and max of milliseconds (zeros when empty)."""
+    a = np.fromiter(values, dtype=np.float64)
+    if a.size == 0:
+        return {"count": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"count": int(a.size), "mean": float(a.mean()), "p50": float(p50), "p95": float(p95),
+            "p99": float(p99), "max": float(a.max())}

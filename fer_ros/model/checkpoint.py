@@ -1,0 +1,197 @@
+"""The fer_ros checkpoint: one `.safetensors` file holding the weights, with everything needed to use
+them (labels in output order, architecture, input size, colour mode, mean/std, provenance) as JSON in
+the safetensors header (`__metadata__["fer_ros"]`).
+
+Loading never unpickles anything: safetensors is a flat tensor format, and a pickle-based torch file
+handed in by mistake is recognised and refused before any of it is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from fer_ros.atomic import atomic_file
+from fer_ros.errors import CheckpointError
+from fer_ros.model.mit import MiTFusion, build_model
+from fer_ros.model.preprocess import Preprocess
+
+FORMAT = "fer_ros.checkpoint"  # the file format's name, not a module path: never change it
+FORMAT_VERSION = 1
+_META_KEY = "fer_ros"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ModelMeta:
+    """What a model expects and where it came from. `arch` holds `variant` plus any `build_model`
+    keyword arguments; `labels` are in the model's output order; `preprocess` is how a face crop
+    becomes its input (stored flat in the file: input_size, color, mean, std)."""
+
+    labels: list[str]
+    arch: dict = field(default_factory=lambda: {"variant": "mit_b0"})
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    dataset: str = ""
+    train_config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    created: str = field(default_factory=_now)
+
+    def __post_init__(self):
+        self.labels = [str(x) for x in self.labels]
+        self.arch = dict(self.arch)
+        self.arch.setdefault("variant", "mit_b0")
+        n = self.arch.setdefault("num_classes", len(self.labels))
+        if n != len(self.labels):
+            raise CheckpointError(f"wrong class count: arch says {n} classes but there are {len(self.labels)} labels")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def build_model(self) -> MiTFusion:
+        arch = dict(self.arch)
+        return build_model(arch.pop("variant"), **arch)
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d.update(d.pop("preprocess"))
+        return json.dumps({"format": FORMAT, "version": FORMAT_VERSION, **d})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMeta:
+        d = json.loads(text)
+        if d.pop("format", None) != FORMAT:
+            raise ValueError("metadata is not a fer_ros checkpoint's")
+        if (version := d.pop("version", None)) != FORMAT_VERSION:
+            raise ValueError(f"checkpoint format version {version}; this fer_ros reads version {FORMAT_VERSION}")
+        pre = {f.name: d.pop(f.name) for f in dataclasses.fields(Preprocess) if f.name in d}
+        pre = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in pre.items()})
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(preprocess=pre, **{k: v for k, v in d.items() if k in names})
+
+
+def save_checkpoint(path: str | Path, model: MiTFusion, meta: ModelMeta, dtype: torch.dtype | None = None) -> Path:
+    """Write `model`'s weights and `meta` to one .safetensors file, atomically (a reader never sees a
+    half-written file). `dtype=torch.float16` halves the size; loading casts back to float32."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    _check_matches(model, meta, str(path))
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu")
+        state[k] = (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
+    with atomic_file(path) as tmp:
+        # One metadata entry only: safetensors writes several in hash order, and the same checkpoint
+        # saved twice would then differ in bytes (and in checkpoint_id).
+        save_file(state, str(tmp), metadata={_META_KEY: meta.to_json()})
+    return path
+
+
+def _check_matches(model: MiTFusion, meta: ModelMeta, where: str) -> None:
+    """The model `meta.arch` describes must have exactly `model`'s tensors, or the file could not load."""
+    if getattr(model, "num_classes", None) != meta.num_classes:
+        raise CheckpointError(
+            f"{where}: wrong class count: the model has {getattr(model, 'num_classes', '?')} outputs but "
+            f"meta has {meta.num_classes} labels"
+        )
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in meta.build_model().state_dict().items()}
+    _check_state(expected, {k: tuple(v.shape) for k, v in model.state_dict().items()}, meta, where)
+
+
+def _check_state(expected: dict, found: dict, meta: ModelMeta, where: str) -> None:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    wrong = [k for k in expected if k in found and expected[k] != found[k]]
+    if "head.weight" in found and found["head.weight"][0] != meta.num_classes:
+        raise CheckpointError(
+            f"{where}: wrong class count: the weights have {found['head.weight'][0]} outputs but "
+            f"{meta.num_classes} labels ({', '.join(meta.labels)})"
+        )
+    if missing or extra or wrong:
+        detail = "; ".join(
+            f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+            for what, keys in (("missing", missing), ("unexpected", extra), ("shape differs", wrong))
+            if keys
+        )
+        raise CheckpointError(f"{where}: weights do not match the architecture {meta.arch} ({detail})")
+
+
+def _open(path: str | Path):
+    """Open a checkpoint lazily, with one clear error for each way it can be unusable."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # safetensors: 8-byte little-endian header length, then the JSON header
+    framed = len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") + 8 <= path.stat().st_size
+    if not framed and (head[:2] == b"PK" or head[:1] == b"\x80"):  # zip (torch.save) or raw pickle
+        raise CheckpointError(
+            f"{path} is a pickled torch file, not a fer_ros .safetensors checkpoint; fer_ros never unpickles "
+            "checkpoints (ImageNet MiT weights are imported with fer_ros.model.weights)"
+        )
+    try:
+        handle = safe_open(str(path), framework="pt", device="cpu")
+        raw = (handle.metadata() or {}).get(_META_KEY)
+    except Exception as e:
+        raise CheckpointError(f"{path} is corrupt or not a safetensors file ({e})") from e
+    if raw is None:
+        raise CheckpointError(f"{path} is a safetensors file but not a fer_ros checkpoint (no fer_ros metadata)")
+    try:
+        meta = ModelMeta.from_json(raw)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: unreadable fer_ros metadata: {e}") from e
+    return handle, meta
+
+
+def read_meta(path: str | Path) -> ModelMeta:
+    """The metadata alone, read from the header without loading any tensor."""
+    return _open(path)[1]
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MiTFusion, ModelMeta]:
+    """Build the model `meta.arch` describes, fill it with the file's weights (cast to float32) and
+    return it in eval mode with its metadata."""
+    handle, meta = _open(path)
+    try:
+        state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{path} is corrupt: {e}") from e
+    model = meta.build_model()
+    _check_state(
+        {k: tuple(v.shape) for k, v in model.state_dict().items()},
+        {k: tuple(v.shape) for k, v in state.items()},
+        meta,
+        str(path),
+    )
+    model.load_state_dict(state)
+    return model.to(map_location).eval(), meta
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def checkpoint_id(path: str | Path) -> str:
+    """Short, stable identity of a checkpoint file's content: "<file stem>@<first 12 of sha256>"."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return f"{path.stem}@{file_sha256(path)[:12]}"

@@ -1,0 +1,76 @@
+"""Options as dataclasses whose fields describe themselves: default, description, range, choices.
+
+The inference core declares its settings this way (`EngineOptions`, `DetectorOptions`,
+`TrackerOptions`, `PipelineOptions`); fer_node turns the very same fields into its ROS parameters
+(`fer_ros.ros.params`) and bag-eval reads the same names from a params file. A setting is written
+once, under one name, from config/fer.yaml to the code that uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from fer_ros.errors import ConfigError
+
+
+def option(default: Any, doc: str, low: float | None = None, high: float | None = None, choices: tuple = (),
+           live: bool = True):
+    """A dataclass field with its description, allowed range or choices, and whether it may change
+    while the node runs (`live=False`: it applies when the node is configured)."""
+    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": tuple(choices),
+                                            "live": live})
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: Any
+    doc: str
+    low: float | None
+    high: float | None
+    choices: tuple
+    live: bool
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is not allowed, or None when it is."""
+        if not _same_kind(value, self.default):
+            return f"{self.name} takes {_KINDS[type(self.default)]}, not {value!r}"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}"
+        if self.low is not None and not self.low <= value <= self.high:
+            return f"{self.name} must be within {self.low:g}..{self.high:g}, not {value!r}"
+        return None
+
+
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))  # 1 for 1.0, as YAML and ROS write it
+    return isinstance(value, type(default))
+
+
+def specs(cls) -> list[Spec]:
+    """The described fields of an options dataclass, in declaration order (base classes first)."""
+    return [Spec(f.name, f.default, f.metadata.get("doc", ""), f.metadata.get("low"), f.metadata.get("high"),
+                 f.metadata.get("choices", ()), f.metadata.get("live", True))
+            for f in dataclasses.fields(cls) if "doc" in f.metadata]
+
+
+def from_params(cls, params: dict[str, Any]):
+    """An options object from a flat dict of parameters (unknown names are ignored, missing ones
+    keep their defaults); a value of the wrong type or outside its range raises ConfigError."""
+    values = {}
+    for spec in specs(cls):
+        if spec.name not in params:
+            continue
+        value = params[spec.name]
+        if reason := spec.problem(value):
+            raise ConfigError(reason)
+        values[spec.name] = float(value) if isinstance(spec.default, float) else value
+    return cls(**values)

@@ -1,0 +1,88 @@
+"""ROS image messages <-> numpy arrays, without cv_bridge.
+
+Works on rclpy messages and on rosbags' message classes alike (both expose the same fields).
+Every check that protects the pipeline from a malformed frame lives here, so the node and the
+bag tools drop the same frames for the same reasons.
+"""
+
+import sys
+
+import cv2
+import numpy as np
+from rosbags.image.image import ImageError, convert_color, to_cvtype
+
+from fer_ros.errors import FrameError
+
+# Beyond this a frame is treated as corrupt rather than allocated (a 16k x 16k camera is not real).
+MAX_SIDE = 16384
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """Convert a sensor_msgs/Image of any common encoding to an (H, W, 3) uint8 RGB array."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
+        raise FrameError(f"image size {width}x{height} is zero or absurd")
+    encoding = msg.encoding.lower()
+    try:
+        depth, _, typestr, channels = to_cvtype(encoding)
+    except ImageError:
+        raise FrameError(f"unknown image encoding {msg.encoding!r}") from None
+    # NV12/NV21 carry a half-height chroma plane below the luma rows.
+    rows = height * 3 // 2 if encoding in ("nv12", "nv21") else height
+    row_bytes = width * channels * depth // 8
+    if step < row_bytes:
+        raise FrameError(f"step {step} is smaller than width x pixel size ({row_bytes}) for {encoding}")
+    data = msg.data
+    size = len(data)
+    if size < step * rows:
+        raise FrameError(f"data is {size} bytes, shorter than step x height ({step * rows})")
+    # Zero-copy view, then drop any row padding beyond the pixels.
+    raw = np.frombuffer(data, dtype=np.uint8, count=step * rows).reshape(rows, step)[:, :row_bytes]
+    dtype = np.dtype(typestr)
+    if dtype.itemsize > 1:
+        byteorder = ">" if msg.is_bigendian else "<"
+        raw = np.ascontiguousarray(raw).view(dtype.newbyteorder(byteorder))
+        if (byteorder == ">") == (sys.byteorder == "little"):
+            raw = raw.astype(dtype)  # to native order for OpenCV
+    pixels = raw.reshape(rows, width, channels) if channels > 1 else raw.reshape(rows, width)
+    try:
+        rgb = convert_color(pixels, encoding, "rgb8")
+    except (ImageError, cv2.error) as err:
+        raise FrameError(f"cannot convert {encoding} to rgb8: {err}") from None
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def compressed_to_rgb(msg) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, ...) to an (H, W, 3) uint8 RGB array."""
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size == 0:
+        raise FrameError("compressed image has no data")
+    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FrameError(f"corrupt or undecodable compressed image (format {msg.format!r})")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def message_to_rgb(msg) -> np.ndarray:
+    """Either kind of image message to RGB; CompressedImage is recognised by its `format` field."""
+    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+
+
+def fill_image(msg, rgb: np.ndarray, encoding: str = "rgb8"):
+    """Fill a sensor_msgs/Image (rclpy or rosbags class) from an RGB array; returns msg."""
+    if encoding == "bgr8":
+        pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    elif encoding == "mono8":
+        pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    elif encoding == "rgb8":
+        pixels = rgb
+    else:
+        raise ValueError(f"fill_image writes rgb8, bgr8 or mono8, not {encoding!r}")
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    msg.height, msg.width = pixels.shape[:2]
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = pixels.shape[1] * (1 if pixels.ndim == 2 else pixels.shape[2])
+    # bytes, not the array: rclpy copies an ndarray element by element (tens of ms per frame).
+    msg.data = pixels.tobytes() if not isinstance(msg.data, np.ndarray) else pixels.reshape(-1)
+    return msg

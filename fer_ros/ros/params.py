@@ -1,0 +1,58 @@
+"""fer_node's parameters: the inference options' own fields plus the node's, as ROS parameters.
+
+Nothing here restates a setting. The engine's (`EngineOptions`) and the pipeline's
+(`PipelineOptions`) dataclass fields are the parameters, under their own names, defaults, ranges and
+descriptions; `NodeOptions` adds what only a ROS node has (subscription QoS, rate cap, diagnostics).
+config/fer.yaml and the README's table are checked against this list by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from fer_ros.inference.engine import EngineOptions
+from fer_ros.inference.pipeline import PipelineOptions
+from fer_ros.options import Spec, option, specs
+
+RELIABILITY = ("best_effort", "reliable")
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    use_compressed: bool = option(False, "Also subscribe to sensor_msgs/CompressedImage on image/compressed",
+                                  live=False)
+    qos_depth: int = option(1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100,
+                            live=False)
+    qos_reliability: str = option("best_effort", "Image subscription reliability: best_effort (sensor data) or "
+                                  "reliable", choices=RELIABILITY, live=False)
+    max_rate: float = option(0.0, "Process at most this many frames per second; 0 = as fast as possible",
+                             0.0, 1000.0)
+    publish_debug_image: bool = option(True, "Publish an annotated image on ~/debug_image (only while someone "
+                                       "subscribes)")
+    diagnostics_period: float = option(1.0, "Seconds between /diagnostics messages", 0.1, 60.0, live=False)
+    autostart: bool = option(True, "Configure and activate at start-up", live=False)
+
+
+# Model, then faces and results, then input and load: the order of config/fer.yaml.
+_ORDER = ("checkpoint", "device", "allow_cpu_fallback", "precision", "backend", "threads", "cpu_spin",
+          "detector", "yunet_model", "detect_scale", "detect_every", "min_face_size", "max_faces", "face_margin",
+          "haar_scale_factor", "haar_min_neighbors", "smoothing", "smoothing_alpha", "smoothing_window",
+          "track_iou", "track_timeout", "confidence_threshold")
+PARAMS: dict[str, Spec] = {s.name: s for s in specs(EngineOptions) + specs(PipelineOptions) + specs(NodeOptions)}
+PARAMS = {name: PARAMS[name] for name in (*_ORDER, *(n for n in PARAMS if n not in _ORDER))}
+assert len(PARAMS) == len(specs(EngineOptions)) + len(specs(PipelineOptions)) + len(specs(NodeOptions)), \
+    "an option name is used twice"
+
+
+def descriptor(spec: Spec) -> ParameterDescriptor:
+    text = spec.doc + (f" ({', '.join(spec.choices)})" if spec.choices else "")
+    d = ParameterDescriptor(name=spec.name, description=text, read_only=False)
+    if spec.low is not None:
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(spec.low), to_value=int(spec.high), step=1)]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
+                                                         step=0.0)]
+    return d

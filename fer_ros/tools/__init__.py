@@ -1,0 +1,1 @@
+"""Commands that drive the whole package: the end-to-end demo and the model benchmark."""

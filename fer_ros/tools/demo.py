@@ -1,0 +1,274 @@
+"""`fer-ros demo` (`make demo`): the whole chain, live, on this machine, in a couple of minutes.
+
+1. writes a bag of synthetic faces with their true expressions (`fer-ros synth-bag`),
+2. starts fer_node in its own process with the demo checkpoint (`fer-ros run`, detector none),
+3. starts a recorder of /emotion and /emotions in another process (`fer-ros record`),
+4. replays the bag into the node over real DDS at the recorded rate, restamped so that the
+   node's latency_ms is camera-to-result, and prints each result as it arrives,
+5. stops the node and the recorder, then scores the *recorded* results against the bag's
+   labels (matched by header stamp) and writes the report beside them.
+
+Everything lands in --out (default out/demo): the bag, the recording, the logs, report.json,
+timeline.png and confusion.png. While it runs the folder holds an INCOMPLETE file saying so.
+The ROS graph is private: a random ROS_DOMAIN_ID unless one is set, localhost discovery
+unless another range is set.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+from fer_ros.bags.io import GroundTruth, connections_for, labels_from_bag, open_bag, typestore
+from fer_ros.bags.replay import play_and_listen, prepare_process
+from fer_ros.bags.report import NO_FACE, plot_timeline, score, summary_lines, write_report
+from fer_ros.errors import BagError, CheckpointError
+from fer_ros.labels import LABEL_SETS
+from fer_ros.metrics import latency_stats
+from fer_ros.paths import share_dir
+from fer_ros.ros.messages import stamp_ns
+
+DEMO_CHECKPOINT = "models/fer_synthetic_mit_b0.safetensors"  # under the installed share/fer_ros
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    parser.add_argument("--frames", type=int, default=300, help="frames in the synthetic bag (default 300 = 10 s)")
+    parser.add_argument("--rate", type=float, default=1.0, help="replay speed factor (default 1: 30 Hz)")
+    parser.add_argument("--checkpoint", default=None, help=f"checkpoint (default: the installed {DEMO_CHECKPOINT})")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                        help="extra fer_node parameter (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic bag")
+    parser.add_argument("--quiet", action="store_true", help="do not print every result")
+
+
+def demo_checkpoint(path: str | None) -> Path:
+    if path:
+        if not Path(path).is_file():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return Path(path)
+    candidate = share_dir() / DEMO_CHECKPOINT
+    if not candidate.is_file():
+        raise CheckpointError(f"the demo checkpoint {DEMO_CHECKPOINT} is not installed ({candidate}); train one with "
+                              "`fer-ros train --config synthetic` and pass --checkpoint")
+    return candidate
+
+
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when inside it."""
+    path = Path(path).absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def private_graph() -> str:
+    """Keep the demo's ROS graph to itself (children inherit the environment)."""
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return f"ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}, discovery {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
+
+
+class DemoFailed(RuntimeError):
+    """A process of the demo failed (its log says why): the run failed, not its input."""
+
+
+class Child:
+    """A process in its own session (a Ctrl-C meant for the parent does not reach it), its stdout
+    and stderr in a log file. The demo runs fer_node and the recorder this way; so do the tests."""
+
+    def __init__(self, name: str, command: list[str], log: Path, env: dict | None = None):
+        self.name, self.log_path = name, Path(log)
+        self.log = open(log, "wb")
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for(self, *texts: str, timeout: float = 60.0) -> bool:
+        """True once every text has appeared in the output; False on timeout or when it exits first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(t in self.output() for t in texts):
+                return True
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        return all(t in self.output() for t in texts)
+
+    def tail(self, lines: int = 8) -> str:
+        return "\n".join("    " + line for line in self.output().splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def fer_ros_child(name: str, args: list[str], log: Path) -> Child:
+    return Child(name, [sys.executable, "-m", "fer_ros.cli", *args], log)
+
+
+def failed(child: Child, what: str) -> DemoFailed:
+    """The error for a child that failed, after showing the end of its log (the error is one line)."""
+    print(f"{child.name} {what}; last lines of {child.log_path}:\n{child.tail()}", file=sys.stderr)
+    return DemoFailed(f"{child.name} {what} (log: {child.log_path})")
+
+
+class Printer:
+    """Prints one line per EmotionArray as it arrives."""
+
+    def __init__(self, truth: GroundTruth, first_ns: int, quiet: bool):
+        self.truth, self.first_ns, self.quiet = truth, first_ns, quiet
+
+    def __call__(self, msg, offset_ns: int) -> None:
+        if self.quiet:
+            return
+        original = stamp_ns(msg.header) - offset_ns
+        truth = self.truth.at(original) or "?"
+        t = (original - self.first_ns) * 1e-9
+        if not msg.faces:
+            print(f"  {t:6.2f} s  {NO_FACE:<9}         truth {truth:<9}", flush=True)
+            return
+        face = msg.faces[0]
+        mark = "" if face.label == truth else "   <- wrong"
+        print(f"  {t:6.2f} s  {face.label:<9} {face.confidence:4.2f}   truth {truth:<9} "
+              f"latency {face.latency_ms:5.1f} ms"
+              f"  (node {face.processing_ms:4.1f} ms){mark}", flush=True)
+
+
+def read_recording(path: Path, truth: GroundTruth, offset_ns: int) -> list[dict]:
+    """The recorded /emotions as rows: original stamp, truth, label, confidence, latencies."""
+    store = typestore()
+    rows = []
+    with closing(open_bag(path)) as reader:
+        for connection, _, raw in reader.messages(connections=connections_for(reader, "/emotions")):
+            msg = store.deserialize_cdr(raw, connection.msgtype)
+            original = stamp_ns(msg.header) - offset_ns
+            face = msg.faces[0] if len(msg.faces) else None
+            rows.append({"stamp_ns": original, "truth": truth.at(original), "label": face.label if face else NO_FACE,
+                         "confidence": float(face.confidence) if face else 0.0,
+                         "latency_ms": float(face.latency_ms) if face else None,
+                         "processing_ms": float(face.processing_ms) if face else None,
+                         "model": face.model if face else ""})
+    rows.sort(key=lambda r: r["stamp_ns"])
+    return rows
+
+
+def evaluate(rows, truth: GroundTruth, labels, sent: int, out: Path, title: str) -> dict:
+    first = truth.times_ns[0]
+    predicted = [r["label"] for r in rows]
+    plot_timeline([(r["stamp_ns"] - first) * 1e-9 for r in rows], predicted, [r["confidence"] for r in rows],
+                  [r["truth"] for r in rows], labels, out / "timeline.png", title=title)
+    pairs = [(r["truth"], r["label"]) for r in rows if r["truth"]]
+    return {
+        "title": title, "model": next((r["model"] for r in rows if r["model"]), ""), "labels": list(labels),
+        "frames": {"total": sent, "processed": len(rows), "dropped": sent - len(rows),
+                   "with_face": sum(1 for p in predicted if p != NO_FACE)},
+        "latency_ms": {"end_to_end": latency_stats(r["latency_ms"] for r in rows if r["latency_ms"] is not None),
+                       "node": latency_stats(r["processing_ms"] for r in rows if r["processing_ms"] is not None)},
+        "predicted_counts": {k: predicted.count(k) for k in sorted(set(predicted), key=predicted.count, reverse=True)},
+        "ground_truth": truth.source,
+        "accuracy": score(pairs, labels, out, title=title) if pairs else None,
+    }
+
+
+def run_demo(args) -> int:
+    from fer_ros.bags import synth as synth_bag
+    from fer_ros.model.checkpoint import read_meta
+
+    checkpoint = demo_checkpoint(args.checkpoint)
+    graph = private_graph()
+    prepare_process()  # this process publishes the camera frames
+    out = args.out
+    if out.exists() and not (out / "report.json").exists() and not (out / "INCOMPLETE").exists() and any(out.iterdir()):
+        raise BagError(f"{out} exists and is not a demo output: choose another --out")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / "INCOMPLETE").write_text("fer-ros demo is running or stopped before the end; report.json is missing\n")
+    labels = read_meta(checkpoint).labels
+    # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
+    label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
+    print("fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
+    print(f"  checkpoint {shown(checkpoint)} ({', '.join(labels)}); {graph}")
+
+    t0 = time.monotonic()
+    bag = out / "synthetic"
+    synth = argparse.ArgumentParser()
+    synth_bag.add_arguments(synth)  # synth-bag's own defaults: 30 Hz face crops, /camera/image_raw
+    synth_args = synth.parse_args([str(bag), "--frames", str(args.frames), "--labels", label_set,
+                                   "--seed", str(args.seed), "--force"])
+    schedule = synth_bag.write_bag(synth_args)
+    runs = 1 + sum(a != b for a, b in zip(schedule, schedule[1:]))
+    print(f"[1/5] synthetic bag: {args.frames} frames ({synth_args.size}x{synth_args.size} face crops) at "
+          f"{synth_args.rate:g} Hz, {len(set(schedule))} expressions in {runs} runs -> {shown(bag)} "
+          f"({time.monotonic() - t0:.1f} s)")
+    with closing(open_bag(bag)) as reader:
+        truth = labels_from_bag(reader, synth_args.labels_topic)
+
+    detector = "none"  # the frames are face crops
+    node = recorder = None
+    try:
+        t0 = time.monotonic()
+        node = fer_ros_child("fer_node", ["run", "--checkpoint", str(checkpoint), "--image", synth_args.topic,
+                                          "-p", f"detector:={detector}", *sum((["-p", p] for p in args.param), [])],
+                             out / "node.log")
+        if not node.wait_for("listening on", timeout=180):
+            raise failed(node, "did not start")
+        print(f"[2/5] fer_node up (detector {detector}), log {shown(out / 'node.log')} "
+              f"({time.monotonic() - t0:.1f} s)")
+        recording = out / "recorded"
+        recorder = fer_ros_child("recorder", ["record", str(recording), "--topics", "/emotion", "/emotions"],
+                                 out / "recorder.log")
+        if not recorder.wait_for("recording /emotion ", "recording /emotions ", timeout=60):
+            raise failed(recorder, "did not start recording")
+        print(f"[3/5] recorder up: /emotion /emotions -> {shown(recording)}")
+        print(f"[4/5] replaying {args.frames} frames at {synth_args.rate * args.rate:g} Hz into {synth_args.topic}; "
+              "results as they arrive:")
+        sent, printed, offset_ns, seconds = play_and_listen(
+            bag, synth_args.topic, Printer(truth, truth.times_ns[0], args.quiet), rate=args.rate)
+        for child in (recorder, node):
+            code = child.stop()
+            if code != 0:
+                raise failed(child, f"exited with {code}")
+        print(f"[5/5] stopped fer_node and the recorder: {sent} frames sent in {seconds:.1f} s, {printed} results "
+              f"received live")
+    finally:
+        for child in (recorder, node):
+            if child is not None:
+                child.stop()
+
+    rows = read_recording(recording, truth, offset_ns)
+    if not rows:
+        raise DemoFailed(f"the recorder captured no /emotions; see {out / 'node.log'} and {out / 'recorder.log'}")
+    report = evaluate(rows, truth, labels, sent, out, title=f"fer-ros demo - {rows[0]['model']}")
+    report.update(checkpoint=str(checkpoint), bag=str(bag), recording=str(recording), replay_rate=args.rate,
+                  detector=detector, stamp_offset_ns=offset_ns)
+    write_report(report, out)
+    (out / "INCOMPLETE").unlink()
+    print(f"report (recorded /emotions vs the bag's {synth_args.labels_topic} labels):")
+    for line in summary_lines(report):
+        print("  " + line)
+    print("  latency: end_to_end = camera stamp to the node's publish (DDS transport + queue + inference); "
+          "node = the node's own work")
+    plots = [out / "timeline.png"] + ([out / "confusion.png"] if report["accuracy"] else [])
+    print(f"  plots: {', '.join(shown(p) for p in plots)}")
+    print(f"  report: {shown(out / 'report.json')}")
+    return 0
+
+
+def run(args) -> int:
+    return run_demo(args)

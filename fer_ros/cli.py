@@ -26,6 +26,8 @@ COMMANDS = {
     "bag-replay": ("fer_ros.bags.replay", "publish a bag's image topics live, at the recorded rate or scaled"),
     "record": ("fer_ros.bags.record", "record live topics (default /emotion /emotions) into a rosbag2"),
     "synth-bag": ("fer_ros.bags.synth", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
+    "images-bag": ("fer_ros.bags.folder", "turn a labelled image folder (<class>/*.jpg) into a camera bag with "
+                   "a ground-truth label topic, for bag-eval"),
     "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
 }
 

@@ -9,3 +9,20 @@ FER7 = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 AFFECTNET8 = FER7 + ("contempt",)
 
 LABEL_SETS = {"fer7": FER7, "affectnet8": AFFECTNET8}
+
+# Names the data sets (and people) use for the canonical classes.
+ALIASES = {
+    "angry": "angry", "anger": "angry",
+    "disgust": "disgust", "disgusted": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy",
+    "sad": "sad", "sadness": "sad",
+    "surprise": "surprise", "surprised": "surprise",
+    "neutral": "neutral",
+    "contempt": "contempt",
+}
+
+
+def canonical(name: str) -> str | None:
+    """The canonical label of a class name as data sets write it ("Anger" -> "angry"), or None."""
+    return ALIASES.get(name.strip().lower())

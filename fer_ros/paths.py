@@ -10,6 +10,8 @@ from pathlib import Path
 from fer_ros.errors import CheckpointError, FerRosError
 
 PACKAGE = "fer_ros"
+# Image files the folder readers (data sets, images-bag) take.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # The model a node runs when no checkpoint is named (installed under share/fer_ros/).
 DEFAULT_MODEL = "models/fer2013_mit_b0_64.safetensors"
 

@@ -19,6 +19,8 @@ def inputs(tmp_path_factory):
     (d / "corrupt.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
     (d / "corrupt.pth").write_bytes(b"this is not a torch file")
     (d / "corrupt.db3").write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 8)
+    (d / "unreadable" / "happy").mkdir(parents=True)
+    (d / "unreadable" / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
     (d / "taken").mkdir()
     (d / "taken" / "something").write_text("a user's file")
     fer_ros = [sys.executable, "-m", "fer_ros.cli"]
@@ -45,6 +47,7 @@ def cases(d: Path) -> dict[str, list[list[str]]]:
         "bag-replay": [[MISSING], [str(d / "corrupt.db3")]],
         "record": [[str(d / "taken")]],  # an output folder that holds a user's files
         "synth-bag": [[str(d / "taken")]],
+        "images-bag": [[MISSING, str(d / "images_bag1")], [str(d / "unreadable"), str(d / "images_bag2")]],
         "demo": [["--checkpoint", MISSING + ".safetensors", "--out", str(d / "demo1")],
                  ["--checkpoint", corrupt, "--out", str(d / "demo2")]],
     }

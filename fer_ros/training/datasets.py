@@ -37,22 +37,10 @@ import torch
 from torch.utils.data import Dataset
 
 from fer_ros.errors import DatasetError
-from fer_ros.labels import AFFECTNET8, FER7, LABEL_SETS
+from fer_ros.labels import AFFECTNET8, ALIASES, FER7, LABEL_SETS, canonical
 from fer_ros.model.preprocess import resize_square
+from fer_ros.paths import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-# Names the data sets use for the canonical classes.
-ALIASES = {
-    "angry": "angry", "anger": "angry",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise",
-    "neutral": "neutral",
-    "contempt": "contempt",
-}
 # Source label orders (they all differ). FER2013's own order is fer_ros's FER7.
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 AFFECTNET_ORDER = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")
@@ -98,7 +86,7 @@ class Report:
 
 def canonical_index(name: str, classes: tuple[str, ...]) -> int | None:
     """Index of a data set's class name in the canonical list, None when the list lacks it."""
-    canon = ALIASES.get(name.strip().lower())
+    canon = canonical(name)
     return classes.index(canon) if canon in classes else None
 
 

@@ -85,7 +85,7 @@ def test_fer2013_folder_maps_class_names_not_indices(tmp_path):
         assert torch.equal(memory[i][0], img) and int(memory[i][1]) == int(t)
 
 
-def test_ferplus_majority_and_probability(tmp_path):
+def test_ferplus_majority_plurality_and_probability(tmp_path):
     votes_header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust",
                     "fear", "contempt", "unknown", "NF"]
     votes = [
@@ -95,6 +95,11 @@ def test_ferplus_majority_and_probability(tmp_path):
         ("Training", "", [0, 0, 0, 0, 0, 0, 0, 0, 0, 10]),  # not a face
         ("PublicTest", "fer0000004.png", [0, 0, 7, 0, 0, 0, 3, 0, 0, 0]),  # surprise
         ("PrivateTest", "fer0000005.png", [0, 0, 0, 0, 6, 4, 0, 0, 0, 0]),  # anger
+        # Worked by hand. Majority (Microsoft): drop sadness's single vote -> 3 + 4 + 2 = 9 votes, happiness
+        # 4 is not more than half: excluded. Plurality: happiness 4 is the unique top: happy.
+        ("Training", "fer0000006.png", [3, 4, 2, 1, 0, 0, 0, 0, 0, 0]),
+        # Majority: NF's single vote dropped -> unknown 5 of 9 wins: excluded. Plurality: unknown on top.
+        ("PublicTest", "fer0000007.png", [4, 0, 0, 0, 0, 0, 0, 0, 5, 1]),
     ]
     with open(tmp_path / "fer2013.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -109,13 +114,19 @@ def test_ferplus_majority_and_probability(tmp_path):
     assert detect_format(tmp_path) == "ferplus"
     maj = load_splits("ferplus", tmp_path, "fer7", target="majority")
     assert [FER7[int(t)] for t in maj["train"].targets] == ["happy"]
-    assert FER7[int(maj["val"].targets[0])] == "surprise" and FER7[int(maj["test"].targets[0])] == "angry"
+    assert [FER7[int(t)] for t in maj["val"].targets] == ["surprise"]
+    assert [FER7[int(t)] for t in maj["test"].targets] == ["angry"]
     excluded = all_reports(maj).excluded
-    assert excluded["tied top votes"] == 1 and excluded["contempt (not in the label set)"] == 1
+    assert excluded["no majority after dropping single votes"] == 2  # the tie and the 4-of-9 row
+    assert excluded["contempt (not in the label set)"] == 1 and excluded["majority unknown or not a face"] == 1
     assert excluded["not a face (FER+ gives no image name)"] == 1
+    plural = load_splits("ferplus", tmp_path, "fer7", target="plurality")
+    assert [FER7[int(t)] for t in plural["train"].targets] == ["happy", "happy"]
+    excluded = all_reports(plural).excluded
+    assert excluded["tied top votes"] == 1 and excluded["majority unknown or not a face"] == 1
     prob = load_splits("ferplus", tmp_path, "affectnet8", target="probability")
     t = prob["train"].targets
-    assert t.shape == (3, 8) and torch.allclose(t.sum(1), torch.ones(3))
+    assert t.shape == (4, 8) and torch.allclose(t.sum(1), torch.ones(4))
     assert t[0, AFFECTNET8.index("happy")] == pytest.approx(0.8)
     assert t[2, AFFECTNET8.index("contempt")] == pytest.approx(0.9)
 

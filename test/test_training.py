@@ -28,8 +28,11 @@ def tiny(tmp_path, *overrides, **kw):
 def test_paper_protocol_is_the_default_and_overridable():
     cfg = load_config("fer2013")
     assert (cfg.data.input_size, cfg.data.color, cfg.train.batch_size) == (224, "gray", 48)
-    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == ("sgd", 1e-4, 0.9, 1e-3)
-    assert (cfg.optim.plateau_factor, cfg.optim.plateau_patience, cfg.train.early_stop) == (0.1, 2, 8)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.betas[0], cfg.optim.weight_decay) == ("radam", 1e-4, 0.9, 1e-3)
+    assert cfg.optim.decay_norm_bias and cfg.train.amp == "off" and cfg.model.pretrained == "required"
+    assert (cfg.optim.plateau_factor, cfg.optim.plateau_patience, cfg.optim.min_lr) == (0.1, 2, 1e-6)
+    assert cfg.train.early_stop == 8
+    assert load_config("fer2013", ["optim.name=sgd"]).optim.name == "sgd"  # the other reading, one --set away
     assert (cfg.train.epochs, cfg.augment.flip, cfg.augment.rotate) == (50, True, 30.0)
     assert load_config("affectnet8").data.labels == "affectnet8" and load_config("affectnet7").data.labels == "fer7"
     cfg = load_config("fer2013", ["optim.lr=3e-4", "augment.flip=false", "data.mean=[0.5, 0.5, 0.5]"])
@@ -47,26 +50,71 @@ def test_paper_protocol_is_the_default_and_overridable():
     ("train.device=gpu", "train.device"), ("model.pretrained=/no/such/mit_b0.pth", "model.pretrained"),
 ])
 def test_a_bad_setting_is_refused_before_any_data_is_read(tmp_path, setting, field):
-    cfg = load_config("fer2013", {"data.root": str(tmp_path / "not-read"), "train.out_dir": str(tmp_path / "run")}
-                      | dict([setting.split("=", 1)]))
+    cfg = load_config("fer2013", {"data.root": str(tmp_path / "not-read"), "train.out_dir": str(tmp_path / "run"),
+                                  "model.pretrained": "none"} | dict([setting.split("=", 1)]))
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         train(cfg, progress=False)  # the data path does not exist: reaching it would raise another error
     assert not (tmp_path / "run").exists()
 
 
-def test_plateau_divides_lr_by_10_after_2_flat_epochs_and_counts_for_early_stop():
-    p = Plateau(factor=0.1, patience=2)
-    accs = [0.5, 0.6, 0.6, 0.55, 0.58, 0.59, 0.7]
-    scales = []
-    for epoch, acc in enumerate(accs):
-        p.step(acc, epoch)
-        scales.append(p.scale)
-    assert scales == pytest.approx([1, 1, 1, 0.1, 0.1, 0.01, 0.01])
-    assert p.best_epoch == 6 and p.since_best(6) == 0
+def test_plateau_follows_torchs_reduce_lr_on_plateau():
+    """The lr sequence of a scripted accuracy history equals torch's own scheduler's, floor included."""
+    history = [0.50, 0.60, 0.60, 0.55, 0.58, 0.60005, 0.59, 0.70, 0.69, 0.68, 0.67, 0.66, 0.65, 0.64, 0.63,
+               0.62, 0.61, 0.60, 0.59, 0.58]
+    base, floor = 1e-4, 1e-6
+    mine = Plateau(factor=0.1, patience=2, floor=floor / base)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=2, min_lr=floor)
+    ours, torchs = [], []
+    for epoch, acc in enumerate(history):
+        mine.step(acc, epoch)
+        theirs.step(acc)
+        ours.append(base * mine.scale)
+        torchs.append(optimizer.param_groups[0]["lr"])
+    assert ours == pytest.approx(torchs, rel=1e-9)
+    assert torchs[3] == pytest.approx(base) and torchs[4] == pytest.approx(base / 10)  # the 3rd flat epoch cuts
+    assert min(torchs) == pytest.approx(floor)  # and the floor holds
+    assert mine.best_epoch == 7 and mine.since_best(7) == 0  # 0.60005 beat 0.60 for the checkpoint too
     cfg = OptimConfig(schedule="cosine", warmup_steps=10, lr=1.0, min_lr=0.1)
     assert lr_at(0, cfg, 1.0, 110) == pytest.approx(0.1)  # warm-up
     assert lr_at(10, cfg, 1.0, 110) == pytest.approx(1.0)
     assert lr_at(110, cfg, 1.0, 110) == pytest.approx(0.1)
+
+
+def test_early_stop_comes_after_more_than_early_stop_flat_epochs(tmp_path):
+    # A constant lr of 0 freezes the model: epoch 1 is the best, every later one is flat. With
+    # early_stop 2, epochs 2, 3 and 4 are flat; "more than 2" is reached after epoch 4.
+    cfg = tiny(tmp_path, **{"train.epochs": 10, "train.early_stop": 2, "optim.lr": 1e-12, "optim.min_lr": 0.0,
+                            "optim.schedule": "constant", "model.drop_rate": 0.0})
+    summary = train(cfg, progress=False)
+    assert summary["epochs_run"] == 4 and summary["best_epoch"] == 1, summary
+    assert summary["stopped"] == "early stop: no better val acc for more than 2 epochs"
+
+
+def test_paper_config_wants_encoder_weights_or_an_explicit_none(tmp_path):
+    base = {"train.out_dir": str(tmp_path / "run"), "data.format": "synthetic", "data.input_size": 32,
+            "data.synthetic_train": 14, "data.synthetic_val": 7, "data.synthetic_test": 7, "train.batch_size": 7,
+            "train.epochs": 1, "train.threads": 1}
+    with pytest.raises(ConfigError, match="--pretrained .* or --set model.pretrained=none"):
+        train(load_config("fer2013", base), progress=False)
+    summary = train(load_config("fer2013", base | {"model.pretrained": "none"}), progress=False)
+    assert summary["epochs_run"] == 1
+    _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert meta.provenance["init"] == "none"
+    assert meta.provenance["data"]["splits"]["train"] == {"split": "train", "images": 14}
+
+
+def test_optimizers_and_weight_decay_groups():
+    from fer_ros.model.mit import build_model
+    from fer_ros.training.train import make_optimizer
+
+    model = build_model("mit_b0")
+    for name, kind in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("radam", torch.optim.RAdam)):
+        plain = make_optimizer(load_config("fer2013", [f"optim.name={name}"]), model)
+        assert type(plain) is kind and [g["weight_decay"] for g in plain.param_groups] == [1e-3]
+    rule = make_optimizer(load_config("fer2013", ["optim.decay_norm_bias=false"]), model)
+    assert [g["weight_decay"] for g in rule.param_groups] == [1e-3, 0.0]
+    assert all(p.ndim <= 1 for p in rule.param_groups[1]["params"])
 
 
 def test_augmentation_shapes_and_identity():
@@ -202,13 +250,15 @@ def test_fer2013_csv_run_reports_bad_rows(tmp_path):
     synth.run(argparse.Namespace(out=csv_path, format=None, num=28, val=14, test=14, labels="fer7", size=48, seed=0))
     with open(csv_path, "a") as f:
         f.write("3,1 2 3,Training\n")
-    cfg = load_config("fer2013", {"data.root": str(csv_path), "data.input_size": 32, "train.batch_size": 14,
+    cfg = load_config("fer2013", {"data.root": str(csv_path), "model.pretrained": "none", "data.input_size": 32,
+                                  "train.batch_size": 14,
                                   "train.epochs": 1, "train.steps_per_epoch": 1, "train.threads": 1,
                                   "train.out_dir": str(tmp_path / "run")})
     summary = train(cfg, progress=False)
     assert summary["data_report"] == ["bad rows: 1 wrong pixel count or value (e.g. fer2013.csv:58)"]
     _, meta = load_checkpoint(tmp_path / "run" / "best.safetensors")
     assert meta.preprocess.color == "gray" and meta.preprocess.input_size == 32 and meta.dataset == "fer2013:fer2013.csv"
+    assert meta.provenance["data"]["splits"]["test"] == {"split": "test", "images": 14}
 
 
 def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
@@ -220,6 +270,38 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
 
     source = build_model("mit_b0")
     torch.save(rename(source.encoder.state_dict(), OFFICIAL_FROM_OURS), tmp_path / "mit_b0.pth")
-    model = build(load_config("fer2013", {"model.pretrained": str(tmp_path / "mit_b0.pth")}), 7)
+    cfg = load_config("fer2013", {"model.pretrained": str(tmp_path / "mit_b0.pth")})
+    model = build(cfg, 7)
+    import hashlib
+
+    from fer_ros.training.train import initialisation
+
+    digest = hashlib.sha256((tmp_path / "mit_b0.pth").read_bytes()).hexdigest()
+    assert initialisation(cfg.model.pretrained) == {"file": "mit_b0.pth", "sha256": digest}
     for (k, a), b in zip(model.encoder.state_dict().items(), source.encoder.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_tta_flip_is_the_mean_with_the_mirror_and_random_is_deterministic(small_checkpoint):
+    import numpy as np
+
+    from fer_ros.inference.engine import Engine
+    from fer_ros.labels import FER7
+    from fer_ros.training.datasets import ArrayDataset
+    from fer_ros.training.evaluate import predict
+
+    g = torch.Generator().manual_seed(3)
+    faces = ArrayDataset(torch.randint(0, 256, (5, 48, 40, 3), dtype=torch.uint8, generator=g),
+                         torch.arange(5), FER7, "rgb")
+    with Engine.from_checkpoint(small_checkpoint, device="cpu", backend="torch") as engine:
+        plain, true = predict(engine, faces)
+        flip, _ = predict(engine, faces, tta="flip")
+        mirror = engine.predict([np.ascontiguousarray(faces[i][0].numpy()[:, ::-1]) for i in range(5)])
+        np.testing.assert_allclose(flip, (plain + mirror) / 2, rtol=0, atol=1e-6)
+        first, _ = predict(engine, faces, tta="random:4", batch_size=2)
+        again, _ = predict(engine, faces, tta="random:4", batch_size=2)
+        assert np.array_equal(first, again) and not np.allclose(first, plain, atol=1e-3)
+        np.testing.assert_allclose(first.sum(1), 1, atol=1e-5)
+    assert true.tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ConfigError, match="random:N"):
+        predict(engine, faces, tta="random:0")

@@ -41,6 +41,9 @@ class ModelMeta:
     arch: dict = field(default_factory=lambda: {"variant": "mit_b0"})
     preprocess: Preprocess = field(default_factory=Preprocess)
     dataset: str = ""
+    # What it was trained on and from: data set, splits and sizes, encoder initialisation (file and
+    # sha256, or "none"), written by `fer-ros train`.
+    provenance: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     created: str = field(default_factory=_now)

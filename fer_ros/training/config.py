@@ -1,10 +1,12 @@
 """Training configuration: a dataclass per concern, loaded from YAML, overridden from the command line.
 
-The defaults are the seed paper's protocol (FER2013 / AffectNet with MiT-b0): 224x224 inputs, grey
-replicated to three channels, horizontal flip and rotation within ±30°, batch 48, SGD lr 1e-4 with
-momentum 0.9 and weight decay 1e-3, learning rate divided by 10 when validation accuracy has not
-improved for 2 epochs, early stop after 8, at most 50 epochs. The resolved configuration is written
-beside every checkpoint, so a run can always be repeated.
+The defaults are the seed paper's protocol (FER2013 / AffectNet with MiT-b0) as far as the paper
+states it: 224x224 inputs, grey replicated to three channels, horizontal flip and rotation within
+±30°, batch 48, lr 1e-4, momentum 0.9, weight decay 1e-3, learning rate divided by 10 when validation
+accuracy has not improved (ReduceLROnPlateau, patience 2), stop after more than 8 epochs without
+improvement, at most 50 epochs, encoder from ImageNet MiT weights. Where the paper is silent the
+bundled configs say what they chose and why (README, "The paper's protocol and fer_ros"). The
+resolved configuration is written beside every checkpoint, so a run can always be repeated.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class DataConfig:
     input_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN  # as the pretrained encoder expects
     std: tuple[float, ...] = IMAGENET_STD
-    target: str = "majority"  # FER+: majority (class index) | probability (vote distribution)
+    target: str = "majority"  # FER+: majority (Microsoft's rule) | plurality | probability (vote distribution)
     workers: int = 4  # DataLoader worker processes (file formats; in-memory sets need none)
     in_memory: str = "auto"  # decode image files once into memory: auto (sets up to 2 GB) | true | false
     # Synthetic faces (format: synthetic): how many per split.
@@ -57,31 +59,34 @@ class AugmentConfig:
 @dataclass
 class ModelConfig:
     variant: str = "mit_b0"
-    pretrained: str = ""  # local ImageNet MiT weights for the encoder (mit_b0.pth or HF nvidia/mit-b0)
+    # Local ImageNet MiT weights for the encoder (mit_b0.pth or HF nvidia/mit-b0), "none" to start
+    # from scratch, or "required": refuse to start until one of the two is given (paper configs).
+    pretrained: str = "none"
     drop_rate: float = 0.4
     drop_path_rate: float = 0.1
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: str = "radam"  # sgd | adamw | radam (torch's)
     lr: float = 1e-4
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD's momentum; Adam-style optimizers use betas[0]
     weight_decay: float = 1e-3
+    decay_norm_bias: bool = True  # also decay norms and biases (plain weight decay); false: the usual transformer rule
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 0.0  # max gradient norm; 0 = off
     schedule: str = "plateau"  # plateau | cosine | constant
     plateau_factor: float = 0.1
-    plateau_patience: int = 2  # epochs without a better validation accuracy before the lr drops
+    plateau_patience: int = 2  # as torch's ReduceLROnPlateau: the cut comes after patience + 1 flat epochs
     warmup_steps: int = 0  # linear warm-up from 0 (any schedule)
-    min_lr: float = 0.0  # cosine floor
+    min_lr: float = 0.0  # floor of the cosine and of the plateau cuts
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 50
     batch_size: int = 48  # per process; DDP multiplies it by the number of processes
-    early_stop: int = 8  # epochs without a better validation accuracy; 0 = never stop early
+    early_stop: int = 8  # stop after more than this many epochs without a better val accuracy; 0 = never
     label_smoothing: float = 0.0
     balance: str = "none"  # none | sampler (class-balanced sampling) | loss (inverse-frequency weights)
     balance_power: float = 1.0  # class weight = (1 / frequency) ** power: 1 fully balanced, 0.5 halfway (sqrt)
@@ -95,7 +100,7 @@ class TrainConfig:
     resume: bool = True  # continue from <out_dir>/last_state.pt when it exists
     max_epochs_per_run: int = 0  # stop (resumably) after this many epochs of one run; 0 = off
     steps_per_epoch: int = 0  # cap on steps per epoch (quick runs); 0 = the whole set
-    tta: str = "none"  # test-time augmentation of the final test score: none | flip (validation never uses it)
+    tta: str = "none"  # test-time augmentation of the final test score: none | flip | random:N (never validation)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     save_dtype: str = "float32"  # weights of best.safetensors: float32 | float16 (half the size)
     threads: int = 0  # CPU threads for torch; 0 = torch's default (on a shared CPU, 1 avoids stalls)
@@ -209,14 +214,13 @@ def _split(override: str) -> tuple[str, str]:
 CHOICES = {
     "data.labels": ("fer7", "affectnet8"),
     "data.color": COLORS,
-    "data.target": ("majority", "probability"),
+    "data.target": ("majority", "plurality", "probability"),
     "data.in_memory": ("auto", "true", "false"),
-    "optim.name": ("sgd", "adamw"),
+    "optim.name": ("sgd", "adamw", "radam"),
     "optim.schedule": ("plateau", "cosine", "constant"),
     "train.balance": ("none", "sampler", "loss"),
     "train.amp": ("auto", "bf16", "fp16", "off"),
     "train.save_dtype": ("float32", "float16", "bfloat16"),
-    "train.tta": ("none", "flip"),
 }
 # (low, high) inclusive; None: unbounded.
 RANGES = {
@@ -262,6 +266,17 @@ def check(cfg: Config) -> Config:
     device = cfg.train.device
     if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
         raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, not {device!r}")
-    if cfg.model.pretrained and not Path(cfg.model.pretrained).is_file():
-        raise ConfigError(f"model.pretrained: no such file {cfg.model.pretrained}")
+    pretrained = cfg.model.pretrained
+    if pretrained == "required":
+        raise ConfigError("model.pretrained: this config follows the paper, which starts the encoder from ImageNet "
+                          "MiT weights: pass --pretrained /path/mit_b0.pth, or --set model.pretrained=none to train "
+                          "from scratch")
+    if pretrained not in ("", "none") and not Path(pretrained).is_file():
+        raise ConfigError(f"model.pretrained: no such file {pretrained}")
+    from fer_ros.training.evaluate import check_tta
+
+    try:
+        check_tta(cfg.train.tta)
+    except ConfigError as err:
+        raise ConfigError(f"train.tta: {err}") from None
     return cfg

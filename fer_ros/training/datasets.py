@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fer_ros.errors import DatasetError
+from fer_ros.errors import ConfigError, DatasetError
 from fer_ros.labels import AFFECTNET8, ALIASES, FER7, LABEL_SETS, canonical
 from fer_ros.model.preprocess import resize_square
 from fer_ros.paths import IMAGE_SUFFIXES
@@ -315,19 +315,45 @@ def load_folder(root: str | Path, labels=FER7, color: str = "gray", size: int = 
     return out
 
 
+FERPLUS_TARGETS = ("majority", "plurality", "probability")
+
+
+def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
+    """(index into FERPLUS_VOTES, "") of the class a FER+ row's 10 votes (8 emotions, unknown, not a
+    face) give under `rule`, or (None, why the row is excluded)."""
+    emotions = len(FERPLUS_VOTES)
+    if rule == "majority":  # Microsoft's FER+ rule
+        votes = np.where(votes > 1, votes, 0)  # a single vote is an outlier
+        top = int(np.argmax(votes))
+        if votes.sum() == 0 or votes[top] <= 0.5 * votes.sum():
+            return None, "no majority after dropping single votes"
+    else:
+        top = int(np.argmax(votes))
+        if votes[top] == 0 or (votes == votes[top]).sum() > 1:
+            return None, "tied top votes" if votes[top] else "no votes"
+    if top >= emotions:
+        return None, "majority unknown or not a face"
+    return top, ""
+
+
 def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -> dict[str, ArrayDataset]:
     """FER+ votes (fer2013new.csv) over the pixels of fer2013.csv in the same folder, row by row.
 
-    majority: the class with the most votes (rows whose top vote is tied, or is unknown / not a face,
-    are excluded); probability: the vote distribution over the label set's classes.
+    Targets (`data.target`):
+      majority     Microsoft's FER+ rule: single votes are dropped as outliers, then the class with
+                   more than half of the remaining votes (unknown and not-a-face included) wins;
+                   rows without such a class, or won by unknown / not a face, are excluded.
+      plurality    the class with the most votes; rows whose top vote is tied, or is unknown / not a
+                   face, are excluded.
+      probability  the vote distribution over the label set's classes (for cross-entropy).
     """
     path = Path(root)
     if path.is_dir():
         path = path / "fer2013new.csv"
     _require(path, "FER+ CSV (fer2013new.csv)")
     pixels_path = _require(path.parent / "fer2013.csv", "fer2013.csv beside fer2013new.csv (FER+ has votes only)")
-    if target not in ("majority", "probability"):
-        raise ValueError(f"FER+ target must be majority or probability, got {target!r}")
+    if target not in FERPLUS_TARGETS:
+        raise ConfigError(f"FER+ target must be one of {', '.join(FERPLUS_TARGETS)}, got {target!r}")
     vote_map = [canonical_index(n, labels) for n in FERPLUS_VOTES]
     report = Report()
     images = {s: [] for s in FER2013_USAGE.values()}
@@ -352,18 +378,19 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -
             for v, idx in zip(votes, vote_map):
                 if idx is not None:
                     kept[idx] += v
-            top = votes.max()
-            if target == "majority":
-                winners = [n for n, v in zip(FERPLUS_VOTES, votes) if v == top]
-                if float(vrow["unknown"] or 0) > top or float(vrow["NF"] or 0) > top or top == 0:
-                    report.add_excluded("majority unknown or not a face")
+            if target in ("majority", "plurality"):
+                try:
+                    others = np.array([float(vrow["unknown"] or 0), float(vrow["NF"] or 0)], np.float32)
+                except (TypeError, ValueError):
+                    report.add_bad("unreadable votes", where)
                     continue
-                if len(winners) > 1:
-                    report.add_excluded("tied top votes")
+                winner, why = ferplus_winner(np.concatenate([votes, others]), target)
+                if winner is None:
+                    report.add_excluded(why)
                     continue
-                idx = vote_map[FERPLUS_VOTES.index(winners[0])]
+                idx = vote_map[winner]
                 if idx is None:
-                    report.add_excluded(f"{winners[0]} (not in the label set)")
+                    report.add_excluded(f"{FERPLUS_VOTES[winner]} (not in the label set)")
                     continue
                 targets[split].append(idx)
             else:
@@ -377,7 +404,7 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -
     out = {}
     for split in images:
         imgs = torch.from_numpy(np.stack(images[split])) if images[split] else torch.zeros(0, 48, 48, 1, dtype=torch.uint8)
-        if target == "majority":
+        if target != "probability":
             t = torch.tensor(targets[split], dtype=torch.long)
         else:
             t = torch.from_numpy(np.stack(targets[split])) if targets[split] else torch.zeros(0, len(labels))

@@ -22,21 +22,46 @@ from fer_ros.errors import ConfigError
 from fer_ros.metrics import confusion_matrix, plot_confusion, summarize
 from fer_ros.training.datasets import all_reports, load_splits, pick_split
 
-TTA = ("none", "flip")
+TTA_SEED = 0
+TTA_ROTATE = 30.0  # degrees, as the paper's training augmentation, when the checkpoint does not say
 
 
 def check_tta(tta: str) -> str:
-    if tta not in TTA:
-        raise ConfigError(f"tta must be one of {', '.join(TTA)}, not {tta!r}")
+    """none, flip, or random:N (N >= 1) - else ConfigError."""
+    if tta in ("none", "flip"):
+        return tta
+    kind, _, n = tta.partition(":")
+    if kind != "random" or not n.isdigit() or int(n) < 1:
+        raise ConfigError(f"tta must be none, flip or random:N (N views, e.g. random:10), not {tta!r}")
     return tta
+
+
+def _random_views(engine, crops, n: int, rotate: float) -> np.ndarray:
+    """Mean probabilities over n random flips and rotations (within ±rotate degrees) of each crop,
+    drawn from a fixed seed: the same crops give the same answer."""
+    from fer_ros.model.preprocess import normalize
+    from fer_ros.training.augment import random_affine
+    from fer_ros.training.config import AugmentConfig
+
+    pre = engine.preprocess
+    x = torch.from_numpy(pre.resize(crops)).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, S, S)
+    g = torch.Generator().manual_seed(TTA_SEED)
+    augment = AugmentConfig(flip=True, rotate=rotate)
+    total = 0
+    for _ in range(n):
+        view = random_affine(x, pre.input_size, augment, g)
+        total = total + engine.predict_tensor(normalize(view, pre.mean, pre.std))
+    return total / n
 
 
 @torch.no_grad()
 def predict(engine, dataset, batch_size: int = 64, tta: str = "none", indices=None,
             progress: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     """(probabilities (N, classes), true class (N,), -1 for unusable samples) of `engine` over a data
-    set (or the `indices` of it). tta "flip" averages each face with its mirror image."""
+    set (or the `indices` of it). tta: "flip" averages each face with its mirror image; "random:N"
+    averages N random flips and rotations (as in training, from a fixed seed)."""
     check_tta(tta)
+    rotate = float(engine.meta.train_config.get("augment", {}).get("rotate", TTA_ROTATE))
     indices = range(len(dataset)) if indices is None else list(indices)
     starts = range(0, len(indices), batch_size)
     if progress:
@@ -47,9 +72,12 @@ def predict(engine, dataset, batch_size: int = 64, tta: str = "none", indices=No
     for start in starts:
         items = [dataset[i] for i in indices[start:start + batch_size]]
         crops = [img.numpy() for img, _ in items]
-        p = engine.predict(crops)
         if tta == "flip":
-            p = (p + engine.predict([c[:, ::-1] for c in crops])) / 2
+            p = (engine.predict(crops) + engine.predict([c[:, ::-1] for c in crops])) / 2
+        elif tta.startswith("random:"):
+            p = _random_views(engine, crops, int(tta.partition(":")[2]), rotate)
+        else:
+            p = engine.predict(crops)
         targets = torch.stack([torch.as_tensor(t) for _, t in items])
         probs.append(p)
         trues.append(targets.argmax(1) if targets.dim() == 2 else targets)
@@ -85,6 +113,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_format: str, root: str | Pa
             "device": engine.device, "data": f"{data_format}:{root}", "split": split, "tta": tta,
             "unusable_samples": unusable, "data_report": all_reports(splits).lines(),
         }
+        if tta != "none":  # every TTA figure comes with the plain one beside it
+            plain = summarize(score(engine, dataset, batch_size, progress=progress), labels)
+            metrics["no_tta"] = {k: plain[k] for k in ("accuracy", "macro_f1", "mean_recall")}
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +130,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_format: str, root: str | Pa
 def format_table(metrics: dict) -> str:
     lines = [f"{metrics['split']}: {metrics['samples']} images  accuracy {metrics['accuracy']:.4f}  "
              f"macro-F1 {metrics['macro_f1']:.4f}  mean recall {metrics['mean_recall']:.4f}"
-             + (f"  (TTA {metrics['tta']})" if metrics.get("tta", "none") != "none" else "")
+             + (f"  (TTA {metrics['tta']}; without: accuracy {metrics['no_tta']['accuracy']:.4f}, macro-F1 "
+                f"{metrics['no_tta']['macro_f1']:.4f})" if "no_tta" in metrics else "")
              + (f"  [{metrics['backend']} on {metrics['device']}]" if "backend" in metrics else "")]
     lines.append(f"{'class':<10} {'recall':>7} {'prec.':>7} {'F1':>7} {'n':>6}")
     for c, v in metrics["per_class"].items():
@@ -112,8 +144,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="", help="data set file or folder (not needed for --format synthetic)")
     parser.add_argument("--format", default="auto", help="data set format (default: detected from --data)")
     parser.add_argument("--split", default="test", help="split to score: train, val or test (default test)")
-    parser.add_argument("--tta", default="none", choices=TTA,
-                        help="test-time augmentation: none, or flip (average with the mirror image)")
+    parser.add_argument("--tta", default="none", help="test-time augmentation: none, flip (average with the "
+                        "mirror image) or random:N (N random flips and rotations as in training, fixed seed)")
     parser.add_argument("--out", help="folder for metrics.json, confusion.json and confusion.png")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

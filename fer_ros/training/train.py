@@ -80,31 +80,44 @@ def lr_at(step: int, cfg, base_lr: float, total_steps: int, plateau_scale: float
 
 
 class Plateau:
-    """The paper's rule: scale the lr by `factor` when validation accuracy has not improved for
-    `patience` epochs; also counts epochs since the best one, for early stopping."""
+    """Validation accuracy over the epochs: the best epoch, and torch's ReduceLROnPlateau rule.
 
-    def __init__(self, factor: float, patience: int):
-        self.factor, self.patience = factor, patience
-        self.best, self.best_epoch, self.bad_epochs, self.scale = -1.0, -1, 0, 1.0
+    The best epoch is any improvement: it selects the checkpoint and starts the early-stop count.
+    The lr follows ReduceLROnPlateau(mode="max", threshold=1e-4 relative, cooldown 0): when `patience`
+    + 1 epochs in a row fail to beat its own best by the threshold, the lr scale is multiplied by
+    `factor` (never below `floor`) and the count starts again.
+    """
+
+    THRESHOLD = 1e-4  # torch's default: an improvement must exceed best * (1 + 1e-4)
+
+    def __init__(self, factor: float, patience: int, floor: float = 0.0):
+        self.factor, self.patience, self.floor = factor, patience, floor
+        self.best, self.best_epoch = -1.0, -1
+        self.lr_best, self.bad_epochs, self.scale = -math.inf, 0, 1.0
 
     def step(self, value: float, epoch: int) -> bool:
         """Records an epoch's validation accuracy; True when it is the best so far."""
-        if value > self.best:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-            return True
-        self.bad_epochs += 1
-        if self.patience > 0 and self.bad_epochs % self.patience == 0:  # every `patience` bad epochs
-            self.scale *= self.factor
-        return False
+        if value > self.lr_best * (1 + self.THRESHOLD):
+            self.lr_best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+        if self.bad_epochs > self.patience:
+            self.scale, self.bad_epochs = max(self.scale * self.factor, self.floor), 0
+        improved = value > self.best
+        if improved:
+            self.best, self.best_epoch = value, epoch
+        return improved
 
     def since_best(self, epoch: int) -> int:
         return epoch - self.best_epoch
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "scale": self.scale}
+        return {"best": self.best, "best_epoch": self.best_epoch, "lr_best": self.lr_best,
+                "bad_epochs": self.bad_epochs, "scale": self.scale}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])
+        self.lr_best = float(state.get("lr_best", self.best))
         self.bad_epochs, self.scale = int(state["bad_epochs"]), float(state["scale"])
 
 
@@ -252,7 +265,7 @@ def build(cfg: Config, num_classes: int):
 
     model = build_model(cfg.model.variant, num_classes, drop_rate=cfg.model.drop_rate,
                         drop_path_rate=cfg.model.drop_path_rate)
-    if cfg.model.pretrained:
+    if cfg.model.pretrained not in ("", "none"):
         from fer_ros.model.weights import load_mit_weights
 
         report = load_mit_weights(model, cfg.model.pretrained)
@@ -271,15 +284,19 @@ def make_ema(model: torch.nn.Module, decay: float):
 
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
     o = cfg.optim
-    # No weight decay on norms and biases (the usual rule for transformers).
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and p.requires_grad]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1 and p.requires_grad]
-    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.decay_norm_bias:  # plain weight decay on every parameter (the paper's wording)
+        groups = [{"params": params, "weight_decay": o.weight_decay}]
+    else:  # no decay on norms and biases (the usual rule for transformers)
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": o.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
     if o.name == "adamw":
         return torch.optim.AdamW(groups, lr=o.lr, betas=tuple(o.betas))
-    raise ConfigError(f"unknown optimizer {o.name!r}; choose sgd or adamw")
+    if o.name == "radam":
+        return torch.optim.RAdam(groups, lr=o.lr, betas=tuple(o.betas))
+    raise ConfigError(f"unknown optimizer {o.name!r}; choose sgd, adamw or radam")
 
 
 def train_step(net, model, optimizer, scaler, images, targets, cfg: Config, aug_gen, amp, loss_weight=None):
@@ -312,14 +329,28 @@ def train_step(net, model, optimizer, scaler, images, targets, cfg: Config, aug_
     return loss.detach(), logits.detach(), true
 
 
-def model_meta(cfg: Config, classes) -> ModelMeta:
+def initialisation(pretrained: str) -> dict | str:
+    """How the encoder started: "none" (from scratch), or the weights file's name and sha256."""
+    if pretrained in ("", "none"):
+        return "none"
+    from fer_ros.model.checkpoint import file_sha256
+
+    return {"file": Path(pretrained).name, "sha256": file_sha256(pretrained)}
+
+
+def model_meta(cfg: Config, classes, splits: dict) -> ModelMeta:
     """What the checkpoints of this run record: labels, architecture, preprocessing, provenance."""
     d = cfg.data
+    root = Path(d.root).name if d.root else ""
     return ModelMeta(
         labels=list(classes),
         arch={"variant": cfg.model.variant, "num_classes": len(classes)},
         preprocess=Preprocess(d.input_size, d.color, tuple(d.mean), tuple(d.std)),
-        dataset=f"{d.format}:{Path(d.root).name if d.root else ''}",
+        dataset=f"{d.format}:{root}",
+        provenance={"data": {"format": d.format, "root": root, "labels": d.labels,
+                             "splits": {name: {"split": split, "images": len(ds)} for name, (split, ds) in
+                                        splits.items()}},
+                    "init": initialisation(cfg.model.pretrained)},
         train_config=cfg.to_dict(),
     )
 
@@ -419,6 +450,12 @@ def start(cfg: Config) -> Run:
     else:
         val_set = pick_split(splits, cfg.data.val_split)
     classes = train_set.classes
+    test_set = splits.get(cfg.data.test_split)
+    val_name = f"{cfg.data.train_split} (held out {cfg.data.val_fraction:g})" if cfg.data.val_fraction > 0 \
+        else cfg.data.val_split
+    used = {"train": (cfg.data.train_split, train_set), "val": (val_name, val_set)}
+    if test_set is not None:
+        used["test"] = (cfg.data.test_split, test_set)
 
     model = build(cfg, len(classes)).to(device)
     if t.channels_last:
@@ -438,10 +475,11 @@ def start(cfg: Config) -> Run:
     aug_gen.manual_seed(t.seed * 7919 + ddp.rank)
     run = Run(
         cfg=cfg, ddp=ddp, device=device, out=Path(t.out_dir), train_set=train_set, val_set=val_set,
-        test_set=splits.get(cfg.data.test_split), meta=model_meta(cfg, classes), model=model, net=net,
+        test_set=test_set, meta=model_meta(cfg, classes, used), model=model, net=net,
         ema=make_ema(model, t.ema), optimizer=make_optimizer(cfg, model),
         scaler=torch.amp.GradScaler("cuda", enabled=amp == torch.float16), amp=amp,
-        plateau=Plateau(cfg.optim.plateau_factor, cfg.optim.plateau_patience), aug_gen=aug_gen, sampler=sampler,
+        plateau=Plateau(cfg.optim.plateau_factor, cfg.optim.plateau_patience, cfg.optim.min_lr / cfg.optim.lr),
+        aug_gen=aug_gen, sampler=sampler,
         loader=loader, loss_weight=weights.to(device) if t.balance == "loss" else None,
         steps_per_epoch=len(loader) if t.steps_per_epoch <= 0 else min(len(loader), t.steps_per_epoch),
         data_report=all_reports(splits).lines(), started=started,
@@ -465,8 +503,8 @@ def start(cfg: Config) -> Run:
 
 def stop_reason(run: Run, epoch: int) -> str | None:
     t, plateau = run.cfg.train, run.plateau
-    if t.early_stop > 0 and plateau.best_epoch >= 0 and plateau.since_best(epoch - 1) >= t.early_stop:
-        return f"early stop: no better val acc for {t.early_stop} epochs"
+    if t.early_stop > 0 and plateau.best_epoch >= 0 and plateau.since_best(epoch - 1) > t.early_stop:
+        return f"early stop: no better val acc for more than {t.early_stop} epochs"
     if t.max_epochs_per_run > 0 and epoch - run.started_epoch >= t.max_epochs_per_run:
         return f"paused after {t.max_epochs_per_run} epochs (run again to resume)"
     return None
@@ -591,6 +629,9 @@ def finish(run: Run, reason: str) -> dict:
         with Engine.from_checkpoint(best_path, device=str(run.device)) as engine:
             test, cm = validate(run, run.test_set, engine, cfg.train.tta)
             summary["test"] = _brief(test) | {"backend": engine.backend, "tta": cfg.train.tta}
+            if cfg.train.tta != "none":  # the plain figure beside the TTA one
+                plain, _ = validate(run, run.test_set, engine)
+                summary["test"]["no_tta"] = {k: plain[k] for k in ("accuracy", "macro_f1")}
         if run.ddp.main:
             atomic_write_text(json.dumps({"classes": list(run.classes), "matrix": cm.tolist()}),
                               out / "confusion_test.json")
@@ -604,7 +645,8 @@ def finish(run: Run, reason: str) -> dict:
         if "test" in summary:
             t = summary["test"]
             print(f"test ({cfg.data.test_split}, {t['samples']} images, {t['backend']}): acc {t['accuracy']:.4f} "
-                  f"macro-F1 {t['macro_f1']:.4f}")
+                  f"macro-F1 {t['macro_f1']:.4f}" + (f" with TTA {t['tta']}; without: acc {t['no_tta']['accuracy']:.4f} "
+                                                    f"macro-F1 {t['no_tta']['macro_f1']:.4f}" if "no_tta" in t else ""))
         if summary["unreadable_images_skipped"]:
             print(f"unreadable images skipped: {summary['unreadable_images_skipped']}")
         for line in run.data_report:  # repeated at the end, where a person looks

@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # The ROS graph of tests and the demo stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: all venv install test demo bench lock clean
+.PHONY: all venv install test demo bench lock clean venv-jazzy install-jazzy test-jazzy lock-jazzy
 
 all: test
 
@@ -43,5 +43,33 @@ lock:
 	$(PYTHON) tools/freeze_requirements.py .venv-lock/bin/python > requirements.txt
 	rm -rf .venv-lock
 
+# A second environment: the same package built and tested against ROS 2 Jazzy (rclpy 7.1.6)
+# from requirements-jazzy.txt. Its own build folder: CMake caches where it found each ROS package.
+VENV_JAZZY := .venv-jazzy
+PY_JAZZY := $(VENV_JAZZY)/bin/python
+JAZZY_TESTS ?= test/test_messages.py test/test_node.py test/test_bags.py
+
+$(VENV_JAZZY)/.requirements: requirements-jazzy.txt
+	test -x $(PY_JAZZY) || $(PYTHON) -m venv $(VENV_JAZZY)
+	$(PY_JAZZY) -m pip install --quiet --upgrade "pip==25.3"
+	$(PY_JAZZY) -m pip install --quiet -r requirements-jazzy.txt
+	touch $@
+
+venv-jazzy: $(VENV_JAZZY)/.requirements
+
+install-jazzy: venv-jazzy
+	$(PY_JAZZY) -m pip install --quiet --no-deps --no-build-isolation --force-reinstall \
+		--config-settings=build-dir=build/jazzy/{wheel_tag} .
+
+test-jazzy: install-jazzy
+	$(PY_JAZZY) -m pytest -ra $(JAZZY_TESTS) $(PYTEST_ARGS)
+
+# Re-freeze requirements-jazzy.txt after editing requirements-jazzy.in.
+lock-jazzy:
+	rm -rf .venv-jazzy-lock && $(PYTHON) -m venv .venv-jazzy-lock
+	.venv-jazzy-lock/bin/pip install --quiet "pip==25.3" && .venv-jazzy-lock/bin/pip install --quiet -r requirements-jazzy.in
+	$(PYTHON) tools/freeze_requirements.py .venv-jazzy-lock/bin/python requirements-jazzy.in lock-jazzy > requirements-jazzy.txt
+	rm -rf .venv-jazzy-lock
+
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) $(VENV_JAZZY)

@@ -1,10 +1,10 @@
-"""Start fer_node with the shipped parameters.
+"""Start fer_node with the shipped parameters (and the shipped FER2013 model unless checkpoint:= names another).
 
-    ros2 launch fer_ros fer.launch.py image:=/camera/image_raw checkpoint:=/path/model.safetensors
+    ros2 launch fer_ros fer.launch.py image:=/camera/image_raw [checkpoint:=/path/model.safetensors] [namespace:=robot1]
 
-The Fast DDS profile for camera-sized images is exported to every process this file starts;
-start the camera driver from the same launch (or export FASTDDS_DEFAULT_PROFILES_FILE for it)
-so that the publisher uses it too.
+The Fast DDS profile for camera-sized images is exported to every process this file starts, unless
+FASTDDS_DEFAULT_PROFILES_FILE is already set (a profile you chose is kept); start the camera driver
+from the same launch (or export the variable for it) so that the publisher uses it too.
 """
 
 import os
@@ -12,7 +12,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=268435456"
@@ -40,11 +40,14 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node"),
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Camera image topic"),
-        DeclareLaunchArgument("checkpoint", default_value="", description="fer_ros .safetensors checkpoint"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="fer_ros .safetensors checkpoint (default: the params file's, else the "
+                                          "shipped FER2013 model)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fer.yaml"),
                               description="Node parameters"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                               os.path.join(share, "config", "fastdds_large_images.xml")),
-        SetEnvironmentVariable("GLIBC_TUNABLES", GLIBC_TUNABLES),
+        # A profile or allocator setting already in the environment is the user's choice: kept.
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=os.path.join(share, "config", "fastdds_large_images.xml"))),
+        SetEnvironmentVariable("GLIBC_TUNABLES", EnvironmentVariable("GLIBC_TUNABLES", default_value=GLIBC_TUNABLES)),
         OpaqueFunction(function=fer_node),
     ])

@@ -5,7 +5,6 @@ __init__.py, so the installed package, which carries the generated messages, is 
 """
 
 import os
-import random
 import subprocess
 import sys
 import time
@@ -13,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
-# One DDS domain per test run, traffic kept on this machine: parallel runs on one host never
-# see each other's topics. Set before anything imports rclpy; child processes inherit it.
-os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(10, 100)))
+# One DDS domain per test run, claimed (a lock file per id) so that concurrent runs, demos and
+# benchmarks on one host never share a graph; traffic kept on this machine. Set before anything
+# imports rclpy; child processes inherit it.
+from fer_ros.ros.dds import private_graph  # noqa: E402 (plain Python: no rclpy import)
+
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+private_graph()
 # Camera-sized frames leave this process as they would leave a camera driver: with the shipped
 # Fast DDS profile (tests that need the default transport remove it for their own child).
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(sys.prefix) / "share" / "fer_ros" / "config"
@@ -74,3 +76,53 @@ def small_checkpoint(tmp_path_factory) -> Path:
                      preprocess=Preprocess(input_size=64, color="rgb"), dataset="random-test-weights")
     save_checkpoint(path, build_model("mit_b0", num_classes=7).eval(), meta)
     return path
+
+
+# -- upstream ROS tools and interface packages -------------------------------------------------
+# `ros2 launch` / `ros2 topic ...` and vision_msgs / hri_msgs are not wheels: test/ros_tools.py builds
+# them from ../shared/vendor/ros2 into a throw-away layer. That takes minutes, so the build starts
+# in the background as soon as a collected test asks for the layer, and overlaps the other tests.
+
+_LAYER: dict = {}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if not any("ros_layer" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from ros_tools import missing
+
+    reason = missing(sys.executable)
+    if reason:
+        _LAYER["skip"] = reason
+        return
+    base = Path(tempfile.mkdtemp(prefix="fer_ros_layer-"))
+    log = open(base / "build.log", "wb")
+    _LAYER.update(base=base, log=log, proc=subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "ros_tools.py"), str(base)], stdout=log,
+        stderr=subprocess.STDOUT, start_new_session=True))
+
+
+def pytest_unconfigure(config):
+    proc = _LAYER.get("proc")
+    if proc is not None:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _LAYER["log"].close()
+        import shutil
+
+        shutil.rmtree(_LAYER["base"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ros_layer():
+    """The built layer (test/ros_tools.Layer): `ros2` CLI, launch, vision_msgs and hri_msgs."""
+    if "skip" in _LAYER:
+        pytest.skip(_LAYER["skip"])
+    from ros_tools import load_layer
+
+    _LAYER["proc"].wait(timeout=1800)
+    return load_layer(_LAYER["base"])

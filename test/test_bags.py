@@ -234,7 +234,7 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkp
     code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "nonsense:=1", *base, str(tmp_path / "o6"))
     assert code == 2 and len(err) == 1 and "unknown parameter 'nonsense'" in err[0]
     code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "detect_every:=often", *base, str(tmp_path / "o6"))
-    assert code == 2 and len(err) == 1 and "detect_every takes an integer, not" in err[0]
+    assert code == 2 and len(err) == 1 and "parameter detect_every" in err[0] and "INTEGER" in err[0]
     code, err = run_cli(capsys, "bag-eval", str(bag), *base[:2], "-p", "detector:=sideways", "--out",
                         str(tmp_path / "o6"))
     assert code == 2 and len(err) == 1 and "sideways" in err[0]
@@ -258,31 +258,87 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkp
 
 
 def test_replay_into_a_live_node_gives_one_result_per_frame(spawn, tmp_path, small_checkpoint):
-    """synth-bag -> bag-replay (10 Hz) -> fer_node -> record, each its own process over DDS."""
+    """synth-bag -> bag-replay (10 Hz, restamped) -> fer_node -> record, each its own process over DDS."""
+    from rosbags.interfaces import QosDurability, QosReliability
+
     bag = tmp_path / "faces"
     assert fer_ros(["synth-bag", str(bag), "--frames", "20"]) == 0
     node = spawn(FER_ROS, "run", "--checkpoint", str(small_checkpoint), "--image", "/replay_test/image",
                  "--namespace", "replay_test", "-p", "detector:=none", "-p", "qos_reliability:=reliable",
                  name="fer_node")
     recording = tmp_path / "recorded"
+    # 20 frames give 20 EmotionArray and 20 EmotionStamped: the recorder stops itself after all 40.
     recorder = spawn(FER_ROS, "record", str(recording), "--topics", "/replay_test/emotions",
-                     "/replay_test/emotion", "--storage", "mcap", name="record")
+                     "/replay_test/emotion", "--storage", "mcap", "--count", "40", name="record")
     assert node.wait_for("listening on", timeout=90), node.output()
     assert recorder.wait_for("recording /replay_test/emotion ", timeout=30), recorder.output()
     assert recorder.wait_for("recording /replay_test/emotions ", timeout=30), recorder.output()
     replay = subprocess.run([FER_ROS, "bag-replay", str(bag), "--rate", str(10 / 30), "--wait-for-subscribers", "30",
-                             "--remap", "/camera/image_raw:=/replay_test/image"],
+                             "--remap", "/camera/image_raw:=/replay_test/image", "--restamp"],
                             capture_output=True, text=True, timeout=90)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "published 20 messages" in replay.stdout
-    time.sleep(1.5)  # let the last results reach the recorder
-    assert recorder.stop(signal.SIGINT) == 0, recorder.output()
+    offset = int(replay.stdout.split("stamps shifted by ")[1].split()[0])
+    recorder.proc.wait(60)
+    assert recorder.stop() == 0, recorder.output()
     assert "wrote" in recorder.output() and no_leftovers(tmp_path)
     results = read_bag(recording)
     source_times = [t for _, t, _ in read_bag(bag)["/camera/image_raw"]]
     arrays = results["/replay_test/emotions"]
-    assert sorted(stamp_ns(m.header) for _, _, m in arrays) == source_times  # one per frame, stamps kept
+    # One result per frame, each with its frame's stamp (shifted by the one offset --restamp printed).
+    assert sorted(stamp_ns(m.header) - offset for _, _, m in arrays) == source_times
     assert len(results["/replay_test/emotion"]) == 20
     assert {m for m, _, _ in arrays} == {"fer_ros/msg/EmotionArray"}
-    assert all(len(m.faces) == 1 and m.faces[0].latency_ms > 0 for _, _, m in arrays)
+    # Restamped to their publish time, so the latency is transport + queue + work: small and real.
+    assert all(len(m.faces) == 1 and 0 < m.faces[0].processing_ms <= m.faces[0].latency_ms < 5000
+               for _, _, m in arrays), [(m.faces[0].processing_ms, m.faces[0].latency_ms) for _, _, m in arrays]
+    # The publishers' QoS, as ros2 bag stores it: the node's results are reliable and volatile (the
+    # graph reports no history depth for another process's publisher).
+    with Reader(recording) as reader:
+        qos = {c.topic: c.ext.offered_qos_profiles for c in reader.connections}
+    assert len(qos["/replay_test/emotions"]) == 1
+    offered = qos["/replay_test/emotions"][0]
+    assert (offered.reliability, offered.durability) == (QosReliability.RELIABLE, QosDurability.VOLATILE)
     assert node.stop(signal.SIGINT) == 0, node.output()
+
+
+def test_replay_publishes_the_bag_time_on_clock(ros, tmp_path):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image
+
+    bag = tmp_path / "faces"
+    assert fer_ros(["synth-bag", str(bag), "--frames", "10"]) == 0
+    listener = ros.create_node("clock_listener")
+    ticks = []
+    listener.create_subscription(Clock, "/clock", ticks.append, QoSProfile(depth=10,
+                                                                          reliability=ReliabilityPolicy.BEST_EFFORT))
+    listener.create_subscription(Image, "/clock_test/image", lambda _: None, 10)
+    replay = subprocess.Popen([FER_ROS, "bag-replay", str(bag), "--clock", "--rate", "1", "--wait-for-subscribers",
+                               "30", "--remap", "/camera/image_raw:=/clock_test/image"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while replay.poll() is None and time.monotonic() < deadline:
+            ros.spin_once(listener, timeout_sec=0.05)
+    finally:
+        replay.wait(30)
+        listener.destroy_node()
+    assert replay.returncode == 0
+    bag_times = [t for _, t, _ in read_bag(bag)["/camera/image_raw"]]
+    seen = [tick.clock.sec * 1_000_000_000 + tick.clock.nanosec for tick in ticks]
+    assert seen and set(seen) <= set(bag_times) and seen == sorted(seen), (seen, bag_times)
+
+
+def test_bag_eval_matches_params_files_as_the_node_does(tmp_path):
+    from fer_ros.bags.evaluate import node_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    detect_every: 4\n"
+                      "/robot1/fer_node:\n  ros__parameters:\n    detector: none\n"
+                      "other_node:\n  ros__parameters:\n    detector: yunet\n")
+    plain = node_params(params, [], None)
+    assert plain["detect_every"] == 4 and plain["detector"] == "haar"  # other nodes' values do not apply
+    robot = node_params(params, ["max_faces:=2"], "model.safetensors", "robot1")
+    assert (robot["detect_every"], robot["detector"], robot["max_faces"]) == (4, "none", 2)
+    assert robot["checkpoint"] == "model.safetensors" and robot["smoothing"] == "none"  # shipped defaults

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("package.xml", "CMakeLists.txt", "msg", "fer_ros", "training", "launch", "config", "scripts", "models")
+SOURCES = ("package.xml", "CMakeLists.txt", "LICENSE", "msg", "fer_ros", "launch", "config", "scripts", "models",
+           "test")
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +54,17 @@ def test_workspace_messages_and_modules_import_after_sourcing(workspace):
                          cwd=workspace, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert str(workspace / "install") in run.stdout
+
+
+def test_colcon_test_runs_the_pytest_suite(workspace):
+    """`colcon test` runs the suite through ament_cmake_pytest; one quick test is selected here."""
+    colcon = str(Path(sys.executable).parent / "colcon")
+    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix,
+               PYTEST_ADDOPTS="-k test_b0_has_the_papers_parameter_count -p no:cacheprovider")
+    run = subprocess.run([colcon, "test", "--packages-select", "fer_ros", "--event-handlers", "console_direct-"],
+                         cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    results = subprocess.run([colcon, "test-result", "--all", "--verbose"], cwd=workspace, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert results.returncode == 0, results.stdout + results.stderr
+    assert "1 test" in results.stdout or "tests, 0 errors, 0 failures" in results.stdout, results.stdout

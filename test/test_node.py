@@ -36,19 +36,19 @@ def astronaut_frame():
 class Harness:
     """The test's side of the graph: camera publishers, result subscribers, service clients."""
 
-    def __init__(self, ros):
-        self.ros = ros
-        self.node = ros.create_node("fer_node_tester")
-        self.image_pub = self.node.create_publisher(Image, f"/{NS}/camera", qos_profile_sensor_data)
-        self.jpeg_pub = self.node.create_publisher(CompressedImage, f"/{NS}/camera/compressed",
+    def __init__(self, ros, ns=NS):
+        self.ros, self.ns = ros, ns
+        self.node = ros.create_node("fer_node_tester", namespace=f"/{ns}_tester")
+        self.image_pub = self.node.create_publisher(Image, f"/{ns}/camera", qos_profile_sensor_data)
+        self.jpeg_pub = self.node.create_publisher(CompressedImage, f"/{ns}/camera/compressed",
                                                    qos_profile_sensor_data)
         self.arrays, self.primaries, self.diagnostics, self.debug = {}, {}, [], []
-        self.node.create_subscription(EmotionArray, f"/{NS}/emotions", self.on_array, 50)
-        self.node.create_subscription(EmotionStamped, f"/{NS}/emotion", self.on_primary, 50)
+        self.node.create_subscription(EmotionArray, f"/{ns}/emotions", self.on_array, 50)
+        self.node.create_subscription(EmotionStamped, f"/{ns}/emotion", self.on_primary, 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.debug_sub = None
-        self.params = self.node.create_client(SetParameters, f"/{NS}/fer_node/set_parameters")
-        self.lifecycle = self.node.create_client(ChangeState, f"/{NS}/fer_node/change_state")
+        self.params = self.node.create_client(SetParameters, f"/{ns}/fer_node/set_parameters")
+        self.lifecycle = self.node.create_client(ChangeState, f"/{ns}/fer_node/change_state")
         self.next_sec = 1000
 
     @staticmethod
@@ -91,6 +91,23 @@ class Harness:
         self.ros.spin_until_future_complete(self.node, future, timeout_sec=timeout)
         return future.result()
 
+    def status(self, since: float, timeout: float = 10.0):
+        """The first diagnostics status of this harness's node published after `since` (monotonic)."""
+        self.diagnostics.clear()
+        found = []
+
+        def fresh():
+            for d in self.diagnostics:
+                for s in d.status:
+                    values = {kv.key: kv.value for kv in s.values}
+                    if s.name == "fer_node: emotion recognition" and values.get("node") == f"/{self.ns}/fer_node" \
+                            and time.monotonic() >= since:
+                        found.append((s, values))
+            return bool(found)
+
+        assert self.spin_until(fresh, timeout), "no diagnostics from the node"
+        return found[-1]
+
     def set_params(self, **values):
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                     for k, v in values.items()])
@@ -104,7 +121,7 @@ def fer_node(ros, small_checkpoint, tmp_path_factory):
     log = tmp_path_factory.mktemp("node") / "fer_node.log"
     fer_ros = str(Path(sys.executable).parent / "fer-ros")
     child = Child("fer_node", [fer_ros, "run", "--checkpoint", str(small_checkpoint), "--namespace", NS,
-                   "--image", f"/{NS}/camera", "-p", "use_compressed:=true", "-p", "detect_every:=1",
+                   "--image", f"/{NS}/camera", "-p", "detect_every:=1",
                    "-p", "diagnostics_period:=0.5"], log)
     assert child.wait_for("listening on", timeout=90), child.output()
     harness = Harness(ros)
@@ -151,8 +168,6 @@ def test_malformed_barrage_then_a_valid_frame_is_answered(fer_node):
     broken.append(Image(height=1, width=200000, encoding="rgb8", step=600000, data=bytes(10)))
     before = fer_node.child.output().count("dropped a frame")
     sent = [fer_node.send(msg, repeat_until_answered=False) for msg in broken * 5]
-    for _ in range(20):  # the bad frames are not answered, the node keeps running
-        fer_node.jpeg_pub.publish(CompressedImage(format="jpeg", data=b"\xff\xd8garbage"))
     key = fer_node.send(good)
     assert key in fer_node.arrays, fer_node.child.output()
     assert not any(k in fer_node.arrays for k in sent)
@@ -160,11 +175,29 @@ def test_malformed_barrage_then_a_valid_frame_is_answered(fer_node):
     assert fer_node.child.proc.poll() is None
 
 
-def test_compressed_jpeg_frames_are_answered(fer_node):
-    frame = cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR)
-    msg = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", frame)[1].tobytes())
-    key = fer_node.send(msg, compressed=True)
-    assert key in fer_node.arrays and len(fer_node.arrays[key].faces) == 1
+def test_compressed_transport_takes_jpeg_and_png_and_drops_garbage(ros, small_checkpoint, spawn):
+    """image_transport compressed: the node subscribes to image/compressed only."""
+    ns = "node_test_jpeg"
+    child = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--checkpoint", str(small_checkpoint),
+                  "--namespace", ns, "--image", f"/{ns}/camera", "-p", "image_transport:=compressed",
+                  name="fer_node_jpeg")
+    assert child.wait_for("listening on", timeout=90), child.output()
+    assert f"/{ns}/camera/compressed" in child.output() and f"/{ns}/camera," not in child.output()
+    harness = Harness(ros, ns)
+    try:
+        frame = cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR)
+        for ext, fmt in ((".jpg", "jpeg"), (".png", "png")):
+            msg = CompressedImage(format=fmt, data=cv2.imencode(ext, frame)[1].tobytes())
+            key = harness.send(msg, compressed=True)
+            assert key in harness.arrays and len(harness.arrays[key].faces) == 1, child.output()
+            # Between the good frames (the graph is connected now): one that cannot be decoded.
+            garbage = harness.send(CompressedImage(format="jpeg", data=b"\xff\xd8garbage"), compressed=True,
+                                   repeat_until_answered=False)
+            harness.spin_until(lambda: "dropped a frame" in child.output(), 5.0)
+            assert garbage not in harness.arrays
+        assert "dropped a frame" in child.output() and child.proc.poll() is None
+    finally:
+        harness.node.destroy_node()
 
 
 def test_runtime_parameter_change_applies_and_bad_values_are_refused(fer_node):
@@ -253,3 +286,46 @@ def test_max_rate_caps_the_processed_rate(fer_node):
         assert 3 <= answered <= 9, f"{answered} of {len(sent)} frames answered at max_rate 2"
     finally:
         assert fer_node.set_params(max_rate=0.0)[0].successful
+
+
+def test_diagnostics_error_when_no_frames_arrive_and_warn_on_rate_and_latency(fer_node):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    try:
+        assert fer_node.set_params(stale_after=1.0)[0].successful
+        fer_node.spin_until(lambda: False, 1.6)  # nothing sent for longer than stale_after
+        status, _ = fer_node.status(time.monotonic())
+        assert status.level == DiagnosticStatus.ERROR and "no frames received for" in status.message, status
+        # Frames flowing again, but slower than expected and later than allowed.
+        assert all(r.successful for r in fer_node.set_params(expected_rate=500.0, max_latency_ms=0.001))
+        for _ in range(3):
+            fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        status, values = fer_node.status(time.monotonic())
+        assert status.level == DiagnosticStatus.WARN, status
+        assert "below the expected 500 Hz" in status.message and "latency p95" in status.message, status
+        assert "no frames received" not in status.message
+        assert status.hardware_id == "cpu" and values["node"] == f"/{NS}/fer_node"
+    finally:
+        assert all(r.successful for r in fer_node.set_params(stale_after=5.0, expected_rate=0.0, max_latency_ms=0.0))
+
+
+def test_diagnostics_from_construction_and_a_failed_configure_is_an_error(ros, spawn, tmp_path):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    ns = "node_test_broken"
+    child = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--namespace", ns, "-p", "autostart:=false",
+                  "-p", f"checkpoint:={tmp_path / 'missing.safetensors'}", "-p", "diagnostics_period:=0.3",
+                  name="fer_node_broken")
+    harness = Harness(ros, ns)
+    try:
+        status, _ = harness.status(time.monotonic(), timeout=60)  # unconfigured, yet reporting
+        assert status.level == DiagnosticStatus.WARN and status.message == "inactive", child.output()
+        result = harness.call(harness.lifecycle, ChangeState.Request(
+            transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
+        assert not result.success
+        status, _ = harness.status(time.monotonic())
+        assert status.level == DiagnosticStatus.ERROR, status
+        assert status.message.startswith("configure failed: checkpoint not found"), status.message
+        assert child.proc.poll() is None  # without autostart the node stays up, reporting why
+    finally:
+        harness.node.destroy_node()

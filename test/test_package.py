@@ -62,10 +62,20 @@ def test_params_file_sets_exactly_the_declared_parameters():
             assert spec.low <= value <= spec.high
 
 
-def test_readme_documents_every_parameter_and_both_commands():
+def test_readme_parameter_table_is_the_nodes_and_names_both_commands():
+    """One row per parameter, in the node's order, with its default, description, range and whether
+    it applies at configure: the table is what the node declares, not a copy that can drift."""
     readme = (REPO / "README.md").read_text()
-    missing = [name for name in PARAMS if f"| `{name}` |" not in readme]
-    assert not missing, f"parameters missing from the README table: {missing}"
+    head = "| parameter | default | what it does |\n|---|---|---|\n"
+    table = readme[readme.index(head) + len(head):].split("\n\n", 1)[0].splitlines()
+
+    def shown(value) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else repr(value)
+
+    expected = [f"| `{name}` | `{shown(s.default)}` | {s.doc}"
+                + (f" ({s.low:g}–{s.high:g})" if s.low is not None else "") + "."
+                + ("" if s.live else " *Set before configure.*") + " |" for name, s in PARAMS.items()]
+    assert table == expected
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (REPO / ".ci" / "run").read_text()
 

@@ -29,7 +29,6 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
-import yaml
 
 from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for, labels_from_bag,
                              labels_from_csv, message_count, open_bag, open_writer, pick_topic, staged_output,
@@ -60,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="fer_ros .safetensors checkpoint (overrides the params)")
     parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="override one node parameter, as with fer-ros run (repeatable)")
+    parser.add_argument("--namespace", default="", help="the node's namespace, for a params file keyed by it")
     parser.add_argument("--storage", choices=("auto", "sqlite3", "mcap"), default="auto",
                         help="storage of the output bag (default: that of the input)")
     parser.add_argument("--limit", type=int, default=0, help="process at most this many frames (0: all)")
@@ -68,33 +68,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # -- parameters -------------------------------------------------------------------------------
 
 
-def params_section(path: Path) -> dict:
-    """The fer_node ros__parameters of a params file ("/**/fer_node", "fer_node", "/ns/fer_node", "/**")."""
-    try:
-        document = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise BagError(f"cannot read params file {path}: {one_line(err)}") from None
-    for key, value in (document.items() if isinstance(document, dict) else ()):
-        if isinstance(value, dict) and isinstance(value.get("ros__parameters"), dict) and \
-                str(key).rsplit("/", 1)[-1] in (NODE_NAME, "**"):
-            return dict(value["ros__parameters"])
-    raise BagError(f"{path} has no 'fer_node: ros__parameters:' section")
+def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None,
+                namespace: str = "") -> dict:
+    """fer_node's parameters as the node itself would get them: the shipped config/fer.yaml, then the
+    params file, then -p NAME:=VALUE, parsed and matched by rcl (wildcards such as /**/fer_node
+    included) for a node named fer_node in `namespace`, and checked against the node's declarations."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.exceptions import ParameterException
 
+    from fer_ros.ros.params import PARAMS, descriptor
 
-def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None) -> dict:
-    """fer_node's parameters: the shipped defaults, then the params file, then -p NAME:=VALUE."""
-    from fer_ros.ros.params import PARAMS
-
-    params = params_section(config_file("fer.yaml"))
-    if params_file:
-        params.update(params_section(params_file))
+    for path in [params_file] if params_file else []:
+        if not Path(path).is_file():
+            raise BagError(f"params file not found: {path}")
+    args = ["--ros-args", "--params-file", str(config_file("fer.yaml"))]
+    args += ["--params-file", str(params_file)] if params_file else []
     for item in overrides:
-        name, sep, text = item.partition(":=")
+        name, sep, _ = item.partition(":=")
         if not sep or not name:
             raise BagError(f"-p expects NAME:=VALUE, got {item!r}")
         if name not in PARAMS:
             raise BagError(f"unknown parameter {name!r}; known: {', '.join(sorted(PARAMS))}")
-        params[name] = yaml.safe_load(text) if text else ""
+        args += ["-p", item]
+    context = Context()
+    rclpy.init(args=[], context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    try:
+        try:
+            node = rclpy.create_node(NODE_NAME, namespace=namespace or None, context=context, cli_args=args,
+                                     use_global_arguments=False, start_parameter_services=False, enable_rosout=False)
+        except Exception as err:  # rcl refuses an unparsable file or argument
+            raise BagError(f"cannot read the parameters: {one_line(err)}") from None
+        try:
+            params = {}
+            for name, spec in PARAMS.items():
+                try:
+                    params[name] = node.declare_parameter(name, spec.default, descriptor(spec)).value
+                except ParameterException as err:
+                    raise BagError(f"parameter {name}: {one_line(err)}") from None
+                if reason := spec.problem(params[name]):
+                    raise BagError(reason)
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
     if checkpoint:
         params["checkpoint"] = checkpoint
     return params
@@ -239,7 +256,7 @@ def evaluate(args) -> tuple[dict, Path]:
     with closing(open_bag(args.bag)) as reader:
         topic = pick_topic(reader, IMAGE_TYPES, args.topic, "image", "--topic")
         truth = ground_truth(reader, args)
-        params = node_params(args.params_file, args.param, args.checkpoint)
+        params = node_params(args.params_file, args.param, args.checkpoint, args.namespace)
         engine, pipeline = load_pipeline(params)
         storage = storage_of(args.bag) if args.storage == "auto" else args.storage
         bag = args.bag.resolve()

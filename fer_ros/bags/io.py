@@ -208,8 +208,9 @@ def open_writer(path: str | Path, storage: str) -> Writer:
     return writer
 
 
-def add_topic(writer: Writer, topic: str, msgtype: str):
-    return writer.add_connection(topic, msgtype, typestore=typestore())
+def add_topic(writer: Writer, topic: str, msgtype: str, offered_qos: tuple = ()):
+    """A topic of the bag; `offered_qos` (rosbags Qos) are its publishers' profiles, as ros2 bag records them."""
+    return writer.add_connection(topic, msgtype, typestore=typestore(), offered_qos_profiles=tuple(offered_qos))
 
 
 @contextmanager
@@ -234,7 +235,7 @@ def staged_bag(out: str | Path, storage: str, force: bool = False):
 # type hashes, so a real `ros2 bag` can read them too.
 
 
-MESSAGES = ("EmotionStamped", "EmotionArray")
+MESSAGES = ("EmotionStamped", "EmotionArray", "FrameTiming")
 
 
 @lru_cache(maxsize=1)

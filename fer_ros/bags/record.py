@@ -2,8 +2,10 @@
 
 Subscriptions take the serialized bytes (`raw=True`) and write them unchanged, stamped with
 their receive time. Topics that do not exist yet are waited for (their types are learnt from
-the graph), so the recorder can start before the node. The subscription's reliability follows
-the publishers' (best-effort if any is), as rosbag2 does.
+the graph), so the recorder can start before the node. The subscription's reliability and
+durability follow the publishers' (best-effort if any is, transient-local if all are), and each
+topic's offered QoS profiles are stored in the bag's metadata, as rosbag2 does: a replay can
+offer them again.
 
 Stops on SIGINT / SIGTERM, after --duration seconds or after --count messages, and always
 closes the bag properly (metadata.yaml). The bag is written beside OUT and moved there on close:
@@ -31,6 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
 
+def bag_qos(profile):
+    """An rclpy QoSProfile as the rosbags Qos that rosbag2's metadata stores (same enum values: rmw's)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    def span(duration) -> QosTime:
+        ns = duration.nanoseconds
+        return QosTime(ns // 1_000_000_000, ns % 1_000_000_000)
+
+    return Qos(history=QosHistory(int(profile.history)), depth=int(profile.depth),
+               reliability=QosReliability(int(profile.reliability)), durability=QosDurability(int(profile.durability)),
+               deadline=span(profile.deadline), lifespan=span(profile.lifespan),
+               liveliness=QosLiveliness(int(profile.liveliness)),
+               liveliness_lease_duration=span(profile.liveliness_lease_duration),
+               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))
+
+
 class Recorder:
     """Subscribes to each wanted topic once it appears in the graph; writes what arrives."""
 
@@ -43,7 +61,7 @@ class Recorder:
 
     def discover(self) -> list[str]:
         """Subscribe to wanted topics that have appeared; returns the lines to report."""
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
         lines = []
         types = dict(self.node.get_topic_names_and_types())
@@ -55,11 +73,13 @@ class Recorder:
                 lines.append(f"cannot record {topic}: type {msgtype} is unknown to the bag type store")
                 self.subscriptions[topic] = None
                 continue
-            publishers = self.node.get_publishers_info_by_topic(topic)
-            best_effort = any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for p in publishers)
+            offered = [p.qos_profile for p in self.node.get_publishers_info_by_topic(topic)]
+            best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
+            latched = bool(offered) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
             qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else
-                             ReliabilityPolicy.RELIABLE)
-            self.connections[topic] = add_topic(self.writer, topic, msgtype)
+                             ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
+            self.connections[topic] = add_topic(self.writer, topic, msgtype, [bag_qos(q) for q in offered])
             self.subscriptions[topic] = self.node.create_subscription(
                 message_class(msgtype), topic, lambda raw, t=topic: self.write(t, raw), qos, raw=True)
             lines.append(f"recording {topic} ({msgtype})")

@@ -9,6 +9,10 @@ This process is the camera driver of the graph, and the publisher is the side th
 the large-image Fast DDS profile (its shared-memory segment; see fer_ros.ros.dds), so the profile
 and the allocator settings are applied to this process before rclpy starts.
 
+--clock publishes rosgraph_msgs/Clock on /clock with each message's bag time (shifted as the stamps
+are, with --restamp), so nodes with use_sim_time run on the bag's time, as with `ros2 bag play
+--clock`.
+
 --restamp shifts every header stamp by one constant (the replay's wall-clock start minus the
 bag's first time): at --rate 1 a frame's stamp is then the moment it is published, so
 fer_node's latency_ms measures transport and processing. The offset is printed, so results
@@ -40,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     speed = parser.add_mutually_exclusive_group()
     speed.add_argument("--rate", type=float, default=1.0, help="speed factor of the recorded timing (default 1)")
     speed.add_argument("--fast", action="store_true", help="publish as fast as possible")
+    parser.add_argument("--clock", action="store_true", help="publish the bag's time on /clock (use_sim_time)")
     parser.add_argument("--restamp", action="store_true",
                         help="shift header stamps so that at --rate 1 each equals its publish time")
     parser.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="SECONDS",
@@ -72,7 +77,8 @@ def parse_remaps(items) -> dict[str, str]:
 class Replayer:
     """Publishes chosen topics of an open bag from an rclpy node, on the bag's own timing."""
 
-    def __init__(self, node, reader, topics=None, remaps=None, reliable: bool = True, restamp: bool = False):
+    def __init__(self, node, reader, topics=None, remaps=None, reliable: bool = True, restamp: bool = False,
+                 clock: bool = False):
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
         available = {c.topic: c.msgtype for c in reader.connections}
@@ -94,17 +100,26 @@ class Replayer:
         self.total = sum(c.msgcount for c in self.connections)
         self.offset_ns = 0
         self.stop = threading.Event()
+        self.clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            # As rclcpp's ClockQoS and rclpy's time source: best effort, newest only.
+            self.clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
 
     def routes(self) -> list[str]:
         return [f"{t} -> {p.topic_name} ({self.types[t]})" for t, p in self.publishers.items()]
 
     def wait_for_subscribers(self, timeout: float) -> bool:
+        """True once every played topic (and /clock, with --clock) has a subscriber; False on timeout."""
+        publishers = [*self.publishers.values(), *([self.clock_pub] if self.clock_pub is not None else [])]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.stop.is_set():
-            if all(p.get_subscription_count() > 0 for p in self.publishers.values()):
+            if all(p.get_subscription_count() > 0 for p in publishers):
                 return True
             time.sleep(0.05)
-        return all(p.get_subscription_count() > 0 for p in self.publishers.values())
+        return all(p.get_subscription_count() > 0 for p in publishers)
 
     def play(self, rate: float = 1.0, fast: bool = False, limit: int = 0, on_publish=None) -> int:
         """Publish until the bag ends (or `limit` messages, or stop is set); returns the count."""
@@ -125,11 +140,20 @@ class Replayer:
             data = bytes(raw)
             if self.restamp:
                 data = self.shifted(store, connection.msgtype, data)
+            if self.clock_pub is not None:
+                self.publish_clock(bag_ns + self.offset_ns)
             self.publishers[connection.topic].publish(data)
             sent += 1
             if on_publish is not None:
                 on_publish(sent, connection.topic, bag_ns)
         return sent
+
+    def publish_clock(self, ns: int) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        clock = Clock()
+        clock.clock.sec, clock.clock.nanosec = sec_nanosec(ns)
+        self.clock_pub.publish(clock)
 
     def shifted(self, store, msgtype: str, data: bytes) -> bytes:
         msg = store.deserialize_cdr(data, msgtype)
@@ -213,22 +237,25 @@ def run(args) -> int:
     node = rclpy.create_node("fer_bag_replay")  # publishes only: nothing to spin
     try:
         with closing(reader):
-            replayer = Replayer(node, reader, args.topics, remaps, args.reliability == "reliable", args.restamp)
+            replayer = Replayer(node, reader, args.topics, remaps, args.reliability == "reliable", args.restamp,
+                                args.clock)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: replayer.stop.set())
             print(f"fer-ros bag-replay: {args.bag}: {replayer.total} messages, "
-                  + ("as fast as possible" if args.fast else f"rate {args.rate:g}"), flush=True)
+                  + ("as fast as possible" if args.fast else f"rate {args.rate:g}")
+                  + (", /clock" if args.clock else ""), flush=True)
             for route in replayer.routes():
                 print(f"  {route}", flush=True)
             if args.wait_for_subscribers > 0 and not replayer.wait_for_subscribers(args.wait_for_subscribers):
                 print(f"fer-ros bag-replay: no subscriber after {args.wait_for_subscribers:g} s, playing anyway",
                       file=sys.stderr, flush=True)
-            progress = None if args.quiet or not sys.stderr.isatty() else \
-                (lambda n, topic, t: print(f"\r  {n}/{replayer.total}", end="", file=sys.stderr, flush=True))
+            from tqdm import tqdm
+
+            total = min(replayer.total, args.limit) if args.limit else replayer.total
             started = time.monotonic()
-            sent = replayer.play(args.rate, args.fast, args.limit, progress)
-            if progress:
-                print(file=sys.stderr)
+            with tqdm(total=total, desc="bag-replay", unit="msg", file=sys.stderr,
+                      disable=True if args.quiet else None) as bar:
+                sent = replayer.play(args.rate, args.fast, args.limit, lambda n, topic, t: bar.update(1))
             if args.restamp:
                 print(f"  stamps shifted by {replayer.offset_ns} ns", flush=True)
             stopped = " (stopped)" if replayer.stop.is_set() else ""

@@ -1,4 +1,4 @@
-"""fer_node: camera frames in, EmotionArray / EmotionStamped out.
+"""fer_node: camera frames in, EmotionArray / EmotionStamped out (plus vision_msgs and ROS4HRI).
 
 A thin lifecycle adapter around `fer_ros.inference.pipeline`: configure loads the checkpoint, activate
 subscribes, deactivate unsubscribes, cleanup frees the model (and the GPU). With `autostart`
@@ -7,8 +7,13 @@ subscribes, deactivate unsubscribes, cleanup frees the model (and the GPU). With
 Frames are handed from the subscription callback to one worker thread through a one-slot
 mailbox: a newer frame replaces a waiting one (counted as dropped), so a slow model never
 builds a backlog and the newest frame is always the next one processed.
+
+Shutdown: SIGINT and SIGTERM only set a flag; the main loop then stops the worker and frees the
+engine. A second signal while that runs (a terminal's Ctrl-C reaches both `ros2 launch` and the
+node, and launch forwards its own) changes nothing, so cleanup always completes with exit code 0.
 """
 
+import signal
 import sys
 import threading
 import time
@@ -17,35 +22,50 @@ from collections import deque
 import cv2
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
-from fer_ros.errors import FrameError
+from fer_ros.errors import FrameError, one_line
 from fer_ros.inference.engine import Engine, EngineOptions
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.metrics import percentile
-from fer_ros.msg import EmotionArray, EmotionStamped
-from fer_ros.options import from_params
+from fer_ros.msg import EmotionArray, EmotionStamped, FrameTiming
+from fer_ros.options import from_params, specs
+from fer_ros.ros.diagnostics import Health, status
 from fer_ros.ros.dds import tune_allocator
 from fer_ros.ros.images import fill_image, message_to_rgb
 from fer_ros.ros.messages import emotion_messages, rclpy_classes, stamp_ns
-from fer_ros.ros.params import PARAMS, descriptor
+from fer_ros.ros.params import PARAMS, NodeOptions, descriptor
+from fer_ros.ros.standard import StandardOutputs
+
+
+PIPELINE_PARAMS = {spec.name for spec in specs(PipelineOptions)}  # a change rebuilds the pipeline
 
 
 class Stats:
     """Counters and recent timings for /diagnostics; guarded by the node's lock."""
 
     def __init__(self):
-        self.received = self.processed = self.dropped = self.bad = 0
+        self.received = self.processed = self.dropped = self.bad = self.stale = 0
         self.latency_ms = deque(maxlen=300)
         self.detect_ms = deque(maxlen=300)
         self.classify_ms = deque(maxlen=300)
+        self.last_frame = None  # monotonic time of the last frame received
         self.window_start = time.monotonic()
-        self.window_received = self.window_processed = self.window_bad = 0
+        self.window_received = self.window_processed = self.window_bad = self.window_stale = 0
+
+    def count_bad(self) -> None:
+        self.bad += 1
+        self.window_bad += 1
+
+    def count_stale(self) -> None:
+        self.stale += 1
+        self.window_stale += 1
 
 
 class FerNode(LifecycleNode):
@@ -53,21 +73,26 @@ class FerNode(LifecycleNode):
         super().__init__("fer_node", **kwargs)
         for name, spec in PARAMS.items():
             self.declare_parameter(name, spec.default, descriptor(spec))
+        # One callback checks and records a change (Humble's rclpy has no post-set callback); the
+        # worker applies the recorded values at its next frame, whether or not rclpy has stored them yet.
         self.add_on_set_parameters_callback(self._check_parameters)
-        self.add_post_set_parameters_callback(self._parameters_changed)
+        self.changed: dict = {}  # pipeline parameters accepted since the worker last rebuilt it
         self.engine = None
         self.pipeline = None
+        self.outputs = None
         self.subscriptions_ = []
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
-        self.pending = None  # (msg, receipt time) waiting for the worker
+        self.pending = None  # (msg, receipt on the node clock, receipt monotonic) waiting for the worker
         self.worker = None
         self.running = False
-        self.settings_changed = False
+        self.configure_error = ""
         self.stats = Stats()
         self.message_classes = rclpy_classes()
-        self.emotions_pub = self.emotion_pub = self.debug_pub = self.diag_pub = None
-        self.diag_timer = None
+        self.emotions_pub = self.emotion_pub = self.debug_pub = self.debug_jpeg_pub = self.timing_pub = None
+        # Diagnostics from the start: a node that cannot configure says why on /diagnostics.
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.diag_timer = self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -88,15 +113,18 @@ class FerNode(LifecycleNode):
             if p.name == "detector" and p.value == "yunet" and configured and \
                     not (self.param("yunet_model") or any(q.name == "yunet_model" and q.value for q in params)):
                 return SetParametersResult(successful=False, reason="detector yunet needs yunet_model set first")
+        with self.lock:
+            self.changed.update({p.name: p.value for p in params if p.name in PIPELINE_PARAMS})
+        for p in params:
+            if p.name == "diagnostics_period":  # the timer exists from construction: restart it
+                self.destroy_timer(self.diag_timer)
+                self.diag_timer = self.create_timer(p.value, self.publish_diagnostics)
         return SetParametersResult(successful=True)
 
-    def _parameters_changed(self, params) -> None:
-        with self.lock:
-            self.settings_changed = True
-
-    def options(self, cls):
-        """The node's parameters as one of the options dataclasses (same names, no mapping)."""
-        return from_params(cls, {name: self.param(name) for name in PARAMS})
+    def options(self, cls, changed: dict | None = None):
+        """The node's parameters as one of the options dataclasses (same names, no mapping), with
+        `changed` values over the stored ones."""
+        return from_params(cls, {name: self.param(name) for name in PARAMS} | (changed or {}))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -106,27 +134,37 @@ class FerNode(LifecycleNode):
             self.pipeline = Pipeline(self.engine, self.options(PipelineOptions))
             self.engine.warmup()
         except Exception as err:  # one clear line, not a traceback: this is a user's setting
-            self.get_logger().error(f"configure failed: {err}")
+            self.configure_error = one_line(err)
+            self.get_logger().error(f"configure failed: {self.configure_error}")
             self.release_engine()
+            self.publish_diagnostics()
             return TransitionCallbackReturn.FAILURE
+        self.configure_error = ""
+        node = self.options(NodeOptions)
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", 10)
         self.emotion_pub = self.create_publisher(EmotionStamped, "emotion", 10)
         self.debug_pub = self.create_publisher(Image, "~/debug_image", qos_profile_sensor_data)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
+        self.debug_jpeg_pub = self.create_publisher(CompressedImage, "~/debug_image/compressed",
+                                                    qos_profile_sensor_data)
+        self.timing_pub = self.create_publisher(FrameTiming, "~/timing", 100)
+        self.outputs = StandardOutputs(self, self.engine.labels, self.param("confidence_threshold"),
+                                       node.publish_detections, node.hri)
         self.get_logger().info(f"loaded {self.engine.model_id} on {self.engine.device} "
                                f"({self.engine.backend}); labels: {', '.join(self.engine.labels)}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        qos = QoSProfile(depth=self.param("qos_depth"), history=HistoryPolicy.KEEP_LAST,
-                         reliability=ReliabilityPolicy.BEST_EFFORT if self.param("qos_reliability") ==
-                         "best_effort" else ReliabilityPolicy.RELIABLE)
-        self.subscriptions_ = [self.create_subscription(Image, "image", self.on_frame, qos)]
-        if self.param("use_compressed"):
-            self.subscriptions_.append(
-                self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos))
-        self.running = True
+        node = self.options(NodeOptions)
+        qos = QoSProfile(depth=node.qos_depth, history=HistoryPolicy.KEEP_LAST,
+                         reliability=ReliabilityPolicy.BEST_EFFORT if node.qos_reliability == "best_effort"
+                         else ReliabilityPolicy.RELIABLE)
+        if node.image_transport == "compressed":
+            self.subscriptions_ = [self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos)]
+        else:
+            self.subscriptions_ = [self.create_subscription(Image, "image", self.on_frame, qos)]
+        with self.lock:
+            self.stats.last_frame = time.monotonic()  # "no frames for N s" counts from activation
+            self.running = True
         self.worker = threading.Thread(target=self.work, name="fer_worker", daemon=True)
         self.worker.start()
         topics = ", ".join(s.topic_name for s in self.subscriptions_)
@@ -143,12 +181,6 @@ class FerNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release_engine()
-        for pub in (self.emotions_pub, self.emotion_pub, self.debug_pub, self.diag_pub):
-            if pub is not None:
-                self.destroy_publisher(pub)
-        if self.diag_timer is not None:
-            self.destroy_timer(self.diag_timer)
-        self.emotions_pub = self.emotion_pub = self.debug_pub = self.diag_pub = self.diag_timer = None
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -157,6 +189,14 @@ class FerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release_engine(self) -> None:
+        """Free the model and every output publisher (configure creates them again)."""
+        if self.outputs is not None:
+            self.outputs.close()
+        for pub in (self.emotions_pub, self.emotion_pub, self.debug_pub, self.debug_jpeg_pub, self.timing_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.emotions_pub = self.emotion_pub = self.debug_pub = self.debug_jpeg_pub = self.timing_pub = None
+        self.outputs = None
         if self.engine is not None:
             self.engine.close()
         self.engine = self.pipeline = None
@@ -173,13 +213,14 @@ class FerNode(LifecycleNode):
     # -- frames -------------------------------------------------------------------------------
 
     def on_frame(self, msg) -> None:
-        receipt = self.get_clock().now()
+        receipt, received = self.get_clock().now(), time.monotonic()
         with self.lock:
             self.stats.received += 1
             self.stats.window_received += 1
+            self.stats.last_frame = received
             if self.pending is not None:
                 self.stats.dropped += 1
-            self.pending = (msg, receipt)
+            self.pending = (msg, receipt, received)
             self.wake.notify()
 
     def next_frame(self):
@@ -197,15 +238,15 @@ class FerNode(LifecycleNode):
                     if not self.running:
                         return None
             frame, self.pending = self.pending, None
-            changed, self.settings_changed = self.settings_changed, False
+            changed, self.changed = self.changed, {}
         if changed:
-            self.apply_settings()
+            self.apply_settings(changed)
         self.last_start = time.monotonic()
         return frame
 
-    def apply_settings(self) -> None:
+    def apply_settings(self, changed: dict) -> None:
         try:
-            self.pipeline = Pipeline(self.engine, self.options(PipelineOptions))
+            self.pipeline = Pipeline(self.engine, self.options(PipelineOptions, changed))
         except (ValueError, RuntimeError) as err:
             self.get_logger().error(f"keeping the previous pipeline: {err}")
 
@@ -215,91 +256,130 @@ class FerNode(LifecycleNode):
             frame = self.next_frame()
             if frame is None:
                 return
-            msg, receipt = frame
             try:
-                self.process_frame(msg, receipt)
+                self.process_frame(*frame, started=self.last_start)
             except FrameError as err:
                 with self.lock:
-                    self.stats.bad += 1
-                    self.stats.window_bad += 1
+                    self.stats.count_bad()
                 self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
             except Exception as err:  # a bug or a backend failure must not stop the stream
                 with self.lock:
-                    self.stats.bad += 1
-                    self.stats.window_bad += 1
+                    self.stats.count_bad()
                 self.get_logger().error(f"dropped a frame: {type(err).__name__}: {err}",
                                         throttle_duration_sec=5.0)
 
-    def process_frame(self, msg, receipt) -> None:
+    def too_old(self, stamp: int) -> bool:
+        """With max_age_ms, a frame whose result would come too late is dropped and counted."""
+        max_age = self.param("max_age_ms")
+        if max_age > 0 and (self.get_clock().now().nanoseconds - stamp) * 1e-6 > max_age:
+            with self.lock:
+                self.stats.count_stale()
+            return True
+        return False
+
+    def process_frame(self, msg, receipt, received: float, started: float) -> None:
+        """One frame through the pipeline; `received` and `started` are monotonic seconds (callback,
+        worker), `receipt` the node clock's time of the callback."""
+        stamp = stamp_ns(msg.header)
+        if self.too_old(stamp):  # already too old to be worth the work
+            return
         rgb = message_to_rgb(msg)
+        decoded = time.monotonic()
         result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9)
+        if self.too_old(stamp):  # the work took too long: a late answer is worse than none
+            return
         now = self.get_clock().now()
-        latency = (now.nanoseconds - stamp_ns(msg.header)) * 1e-6
+        latency = (now.nanoseconds - stamp) * 1e-6
         processing = (now - receipt).nanoseconds * 1e-6
+        publishing = time.monotonic()
         array, faces = emotion_messages(result, msg.header, self.pipeline.labels, self.engine.model_id,
                                         self.message_classes, latency, processing)
         self.emotions_pub.publish(array)
         if faces:
             self.emotion_pub.publish(faces[0])
+        self.outputs.publish(result, msg.header, (rgb.shape[1], rgb.shape[0]),
+                             [t.face_id for t in self.pipeline.tracker.tracks])
+        if self.timing_pub.get_subscription_count() > 0:
+            self.timing_pub.publish(FrameTiming(
+                header=msg.header, transport_ms=(receipt.nanoseconds - stamp) * 1e-6,
+                queue_ms=(started - received) * 1e3, decode_ms=(decoded - started) * 1e3,
+                detect_ms=result.detect_ms, classify_ms=result.classify_ms,
+                publish_ms=(time.monotonic() - publishing) * 1e3, total_ms=latency, faces=len(result.faces),
+                full_search=result.detected))
         with self.lock:
             self.stats.processed += 1
             self.stats.window_processed += 1
             self.stats.latency_ms.append(latency)
             self.stats.detect_ms.append(result.detect_ms)
             self.stats.classify_ms.append(result.classify_ms)
-        if self.param("publish_debug_image") and self.debug_pub.get_subscription_count() > 0:
-            self.debug_pub.publish(self.debug_image(msg.header, rgb, result))
+        if self.param("publish_debug_image"):
+            self.publish_debug_image(msg.header, rgb, result)
 
-    def debug_image(self, header, rgb: np.ndarray, result) -> Image:
+    def publish_debug_image(self, header, rgb: np.ndarray, result) -> None:
+        """Boxes and labels drawn on the frame, raw and JPEG: each only while someone subscribes."""
+        want_raw = self.debug_pub.get_subscription_count() > 0
+        want_jpeg = self.debug_jpeg_pub.get_subscription_count() > 0
+        if not (want_raw or want_jpeg):
+            return
         canvas = rgb.copy()
         for face in result.faces:
             x, y, w, h = face.box
             cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 2)
             text = f"#{face.face_id} {face.label} {face.confidence:.2f}"
             cv2.putText(canvas, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
-        out = fill_image(Image(), canvas, "rgb8")
-        out.header = header
-        return out
+        if want_raw:
+            out = fill_image(Image(), canvas, "rgb8")
+            out.header = header
+            self.debug_pub.publish(out)
+        if want_jpeg:
+            ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+            if ok:
+                self.debug_jpeg_pub.publish(CompressedImage(header=header, format="jpeg", data=data.tobytes()))
 
     # -- diagnostics --------------------------------------------------------------------------
 
     def publish_diagnostics(self) -> None:
+        node = self.options(NodeOptions)
         with self.lock:
             s = self.stats
-            elapsed = max(time.monotonic() - s.window_start, 1e-6)
+            now = time.monotonic()
+            elapsed = max(now - s.window_start, 1e-6)
             input_rate, processed_rate = s.window_received / elapsed, s.window_processed / elapsed
-            recent_bad = s.window_bad
+            health = Health(configure_error=self.configure_error, active=self.running,
+                            seconds_since_frame=None if s.last_frame is None else now - s.last_frame,
+                            processed_rate=processed_rate, full_period=elapsed >= 0.9 * node.diagnostics_period,
+                            latency_p95_ms=percentile(s.latency_ms, 95), latency_samples=len(s.latency_ms),
+                            bad_frames=s.window_bad, stale_frames=s.window_stale)
             values = {
+                "node": self.get_fully_qualified_name(),  # the status name has the bare node name only
                 "input_rate_hz": f"{input_rate:.1f}", "processed_rate_hz": f"{processed_rate:.1f}",
                 "frames_received": str(s.received), "frames_processed": str(s.processed),
-                "frames_dropped": str(s.dropped), "frames_bad": str(s.bad),
+                "frames_dropped": str(s.dropped), "frames_bad": str(s.bad), "frames_stale": str(s.stale),
                 "latency_p50_ms": f"{percentile(s.latency_ms, 50):.1f}",
-                "latency_p95_ms": f"{percentile(s.latency_ms, 95):.1f}",
+                "latency_p95_ms": f"{health.latency_p95_ms:.1f}",
                 "detect_p50_ms": f"{percentile(s.detect_ms, 50):.1f}",
                 "classify_p50_ms": f"{percentile(s.classify_ms, 50):.1f}",
             }
-            s.window_start, s.window_received, s.window_processed, s.window_bad = time.monotonic(), 0, 0, 0
+            s.window_start, s.window_received, s.window_processed, s.window_bad, s.window_stale = now, 0, 0, 0, 0
         engine = self.engine
         if engine is not None:
             values.update(device=engine.device, backend=engine.backend, model=engine.model_id)
-        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: emotion recognition",
-                                  hardware_id=values.get("device", ""))
-        if not self.running:
-            status.level, status.message = DiagnosticStatus.WARN, "inactive"
-        elif recent_bad:
-            status.level, status.message = DiagnosticStatus.WARN, f"{recent_bad} malformed frames dropped"
-        else:
-            status.level, status.message = DiagnosticStatus.OK, "running"
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
+        msg = DiagnosticArray(status=[status(self.get_name(), health, values, values.get("device", ""),
+                                             node.stale_after, node.expected_rate, node.max_latency_ms)])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 
 
 def main(args=None) -> int:
     tune_allocator()
-    rclpy.init(args=args)
+    # Signals only set a flag: the loop below then cleans up, and a second signal cannot cut it short.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = FerNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     code = 0
     try:
         if node.param("autostart"):
@@ -307,13 +387,12 @@ def main(args=None) -> int:
                 code = 1
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 code = 1
-        if code == 0:
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while code == 0 and not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     finally:
         node.stop_worker()
         node.release_engine()
+        executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return code

@@ -19,19 +19,35 @@ from fer_ros.options import Spec, option, specs
 RELIABILITY = ("best_effort", "reliable")
 
 
+TRANSPORTS = ("raw", "compressed")
+
+
 @dataclass(frozen=True)
 class NodeOptions:
-    use_compressed: bool = option(False, "Also subscribe to sensor_msgs/CompressedImage on image/compressed",
-                                  live=False)
+    image_transport: str = option("raw", "Subscribe to sensor_msgs/Image on image (raw) or sensor_msgs/"
+                                  "CompressedImage on image/compressed (compressed)", choices=TRANSPORTS, live=False)
     qos_depth: int = option(1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100,
                             live=False)
     qos_reliability: str = option("best_effort", "Image subscription reliability: best_effort (sensor data) or "
                                   "reliable", choices=RELIABILITY, live=False)
     max_rate: float = option(0.0, "Process at most this many frames per second; 0 = as fast as possible",
                              0.0, 1000.0)
-    publish_debug_image: bool = option(True, "Publish an annotated image on ~/debug_image (only while someone "
-                                       "subscribes)")
-    diagnostics_period: float = option(1.0, "Seconds between /diagnostics messages", 0.1, 60.0, live=False)
+    max_age_ms: float = option(0.0, "Drop a frame rather than answer it when its result would be older than this "
+                               "(image stamp to publish, on the node's clock: cameras on this machine's clock); "
+                               "0 = off", 0.0, 60000.0)
+    publish_debug_image: bool = option(True, "Publish an annotated image on ~/debug_image and ~/debug_image/"
+                                       "compressed (only while someone subscribes)")
+    publish_detections: bool = option(True, "Publish vision_msgs/Detection2DArray on ~/detections and LabelInfo "
+                                      "on ~/label_info (when vision_msgs is installed)", live=False)
+    hri: bool = option(False, "ROS4HRI: publish /humans/faces/tracked and /humans/faces/<id>/roi and "
+                       "/expression (when hri_msgs is installed)", live=False)
+    diagnostics_period: float = option(1.0, "Seconds between /diagnostics messages", 0.1, 60.0)
+    stale_after: float = option(5.0, "Diagnostics ERROR when active and no frame arrived for this many seconds; "
+                                "0 = off", 0.0, 3600.0)
+    expected_rate: float = option(0.0, "Diagnostics WARN when fewer frames per second are processed; 0 = off",
+                                  0.0, 1000.0)
+    max_latency_ms: float = option(0.0, "Diagnostics WARN when the latency p95 exceeds this; 0 = off", 0.0,
+                                   60000.0)
     autostart: bool = option(True, "Configure and activate at start-up", live=False)
 
 

@@ -10,13 +10,12 @@
 
 Everything lands in --out (default out/demo): the bag, the recording, the logs, report.json,
 timeline.png and confusion.png. While it runs the folder holds an INCOMPLETE file saying so.
-The ROS graph is private: a random ROS_DOMAIN_ID unless one is set, localhost discovery
+The ROS graph is private: a claimed ROS_DOMAIN_ID unless one is set, localhost discovery
 unless another range is set.
 """
 
 import argparse
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from fer_ros.errors import BagError, CheckpointError
 from fer_ros.labels import LABEL_SETS
 from fer_ros.metrics import latency_stats
 from fer_ros.paths import share_dir
+from fer_ros.ros.dds import private_graph
 from fer_ros.ros.messages import stamp_ns
 
 DEMO_CHECKPOINT = "models/fer_synthetic_mit_b0.safetensors"  # under the installed share/fer_ros
@@ -64,13 +64,6 @@ def shown(path: Path) -> str:
     """A path as the user would type it: relative to the working directory when inside it."""
     path = Path(path).absolute()
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
-
-
-def private_graph() -> str:
-    """Keep the demo's ROS graph to itself (children inherit the environment)."""
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return f"ROS_DOMAIN_ID {os.environ['ROS_DOMAIN_ID']}, discovery {os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
 
 
 class DemoFailed(RuntimeError):
@@ -191,7 +184,7 @@ def run_demo(args) -> int:
     from fer_ros.model.checkpoint import read_meta
 
     checkpoint = demo_checkpoint(args.checkpoint)
-    graph = private_graph()
+    graph = private_graph()  # children inherit it
     prepare_process()  # this process publishes the camera frames
     out = args.out
     if out.exists() and not (out / "report.json").exists() and not (out / "INCOMPLETE").exists() and any(out.iterdir()):

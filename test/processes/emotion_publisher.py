@@ -6,10 +6,10 @@ Run as its own process by the message tests, so the messages cross real Fast DDS
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from samples import sample_array, sample_emotion  # noqa: E402
+from spinning import spin_until_stopped  # noqa: E402
 
 
 def main():
@@ -19,11 +19,7 @@ def main():
     many = node.create_publisher(sample_array().__class__, "/test_emotions", 10)
     node.create_timer(0.1, lambda: (one.publish(sample_emotion()), many.publish(sample_array())))
     print("publishing", flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    rclpy.try_shutdown()
+    spin_until_stopped(node)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ def test_round_trip_keeps_weights_and_metadata(model, tmp_path):
     path = save_checkpoint(tmp_path / "m.safetensors", model, make_meta())
     loaded, meta = load_checkpoint(path)
     assert not loaded.training
+    assert list(model.state_dict()) == list(loaded.state_dict())
     for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), k
     assert meta == read_meta(path) == make_meta(created=meta.created)
@@ -60,11 +61,19 @@ def test_arch_overrides_are_rebuilt(tmp_path):
     assert loaded.num_classes == 8 and loaded.head_drop.p == 0.1
 
 
-def test_checkpoint_id_is_short_and_content_based(model, tmp_path):
+def test_checkpoint_id_is_the_file_name_and_its_sha256_prefix(model, tmp_path):
+    import hashlib
+
     a = save_checkpoint(tmp_path / "a.safetensors", model, make_meta(created="x"))
     b = save_checkpoint(tmp_path / "b.safetensors", model, make_meta(created="x"))
-    assert checkpoint_id(a).startswith("a@") and len(checkpoint_id(a)) == len("a@") + 12
-    assert checkpoint_id(a).split("@")[1] == checkpoint_id(b).split("@")[1]
+    assert checkpoint_id(a) == "a@" + hashlib.sha256(a.read_bytes()).hexdigest()[:12]
+    assert checkpoint_id(a).split("@")[1] == checkpoint_id(b).split("@")[1]  # same content, same id
+    other = build_model("mit_b0", num_classes=7)
+    with torch.no_grad():
+        other.load_state_dict(model.state_dict())
+        other.head.bias[0] += 1e-3  # one weight differs
+    c = save_checkpoint(tmp_path / "a2.safetensors", other, make_meta(created="x"))
+    assert checkpoint_id(c).split("@")[1] != checkpoint_id(a).split("@")[1]
 
 
 def test_missing_file(tmp_path):

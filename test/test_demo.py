@@ -21,7 +21,7 @@ def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path):
     assert checkpoint.is_file(), "the demo checkpoint is committed under models/ and installed with the package"
     # Reliable image QoS and half speed (15 Hz): on a busy 2-core machine no frame may be lost.
     demo = subprocess.run([FER_ROS, "demo", "--frames", "45", "--rate", "0.5", "--out", str(out),
-                           "-p", "qos_reliability:=reliable"], capture_output=True, text=True, timeout=150)
+                           "-p", "qos_reliability:=reliable"], capture_output=True, text=True, timeout=600)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = demo.stdout.splitlines()
     assert [line.split("]")[0] for line in lines if line.startswith("[")] == \

@@ -49,3 +49,13 @@ def test_static_batch_export(tmp_path):
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         np.testing.assert_allclose(session.run(None, {"input": x.numpy()})[0], model(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_export_fails_in_one_line_when_onnx_runtime_disagrees(checkpoint, monkeypatch, capsys):
+    import fer_ros.model.export as export
+
+    model, path = checkpoint
+    monkeypatch.setattr(export, "parity", lambda *a, **k: 0.5)  # as if the runtime computed something else
+    assert main(["export", str(path), "-o", str(path.with_name("bad.onnx"))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "differ from PyTorch's by 5.00e-01" in err[0] and "not to be trusted" in err[0]

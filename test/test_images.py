@@ -59,6 +59,37 @@ def test_yuv422_and_bayer_decode_to_the_right_colour():
     assert out[2, 2, 0] > 150 and out[2, 2, 1] < 80 and out[2, 2, 2] < 80
 
 
+def _video_range_yuv(rgb):
+    r, g, b = np.asarray(rgb) / 255.0  # BT.601 video range, as cameras send it
+    return (round(16 + 65.481 * r + 128.553 * g + 24.966 * b), round(128 - 37.797 * r - 74.203 * g + 112.0 * b),
+            round(128 + 112.0 * r - 93.786 * g - 18.214 * b))
+
+
+def test_yuyv_and_nv12_decode_to_the_right_colour():
+    colour = (200, 40, 40)
+    y, u, v = _video_range_yuv(colour)
+    yuyv = np.tile(np.array([[y, u], [y, v]], np.uint8).reshape(1, 2, 2), (4, 4, 1)).reshape(4, 8, 2)
+    out = image_to_rgb(make("yuv422_yuy2", yuyv))
+    assert out.shape == (4, 8, 3) and np.abs(out.astype(int) - colour).max() < 12
+    # NV12: a full-size luma plane, then one interleaved U,V row per two luma rows.
+    planes = np.vstack([np.full((4, 8), y, np.uint8), np.tile(np.array([u, v], np.uint8), (2, 4))])
+    msg = Image(height=4, width=8, encoding="nv12", step=8, data=planes.tobytes())
+    out = image_to_rgb(msg)
+    assert out.shape == (4, 8, 3) and np.abs(out.astype(int) - colour).max() < 12
+    short = Image(height=4, width=8, encoding="nv12", step=8, data=planes.tobytes()[:-8])  # chroma cut short
+    with pytest.raises(FrameError, match="shorter than step"):
+        image_to_rgb(short)
+
+
+@pytest.mark.parametrize("encoding", ["rgb16", "bgr16"])
+def test_16_bit_colour_maps_onto_8_bits(encoding):
+    wide = RGB.astype(np.uint16) * 257
+    pixels = wide if encoding == "rgb16" else wide[..., ::-1].copy()
+    out = image_to_rgb(make(encoding, pixels))
+    assert out.dtype == np.uint8 and np.abs(out.astype(int) - RGB).max() <= 1
+    assert np.array_equal(image_to_rgb(make(encoding, pixels.byteswap(), bigendian=True)), out)
+
+
 def test_row_padding_is_dropped():
     assert np.array_equal(image_to_rgb(make("rgb8", RGB, step=RGB.shape[1] * 3 + 8)), RGB)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import skimage.data
 from builtin_interfaces.msg import Time
+from lifecycle_msgs.srv import GetState
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
@@ -49,7 +50,7 @@ class Harness:
         self.debug_sub = None
         self.params = self.node.create_client(SetParameters, f"/{ns}/fer_node/set_parameters")
         self.lifecycle = self.node.create_client(ChangeState, f"/{ns}/fer_node/change_state")
-        self.next_sec = 1000
+        self.state = self.node.create_client(GetState, f"/{ns}/fer_node/get_state")
 
     @staticmethod
     def key(header):
@@ -70,8 +71,8 @@ class Harness:
         return condition()
 
     def stamp(self) -> Time:
-        self.next_sec += 1
-        return Time(sec=self.next_sec, nanosec=123)
+        """Now on this process's clock (the node's clock too: one machine), so latency_ms is real."""
+        return self.node.get_clock().now().to_msg()
 
     def send(self, msg, compressed=False, repeat_until_answered=True, timeout=20.0):
         """Publish a frame (re-sending while unanswered: best-effort QoS may lose one)."""
@@ -107,6 +108,16 @@ class Harness:
 
         assert self.spin_until(fresh, timeout), "no diagnostics from the node"
         return found[-1]
+
+    def lifecycle_state(self) -> str:
+        return self.call(self.state, GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        return self.call(self.lifecycle, ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def values(self) -> dict:
+        """The node's diagnostics values, from a status published after this call."""
+        return self.status(time.monotonic())[1]
 
     def set_params(self, **values):
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
@@ -145,7 +156,8 @@ def test_real_face_is_found_and_classified_with_the_frame_stamp(fer_node, small_
     cx, cy = face.face.x_offset + face.face.width / 2, face.face.y_offset + face.face.height / 2
     assert abs(cx - 290) < 30 and abs(cy - 106) < 30, face.face
     assert face.face_id >= 1 and face.model == checkpoint_id(small_checkpoint)
-    assert face.processing_ms > 0 and face.latency_ms >= face.processing_ms
+    # Stamped on the same clock: the latency is the real age of the result, not a stamp artefact.
+    assert 0 < face.processing_ms <= face.latency_ms < 5000, (face.processing_ms, face.latency_ms)
     assert fer_node.spin_until(lambda: key in fer_node.primaries, 5)
     assert fer_node.primaries[key].face == face.face
 
@@ -153,25 +165,35 @@ def test_real_face_is_found_and_classified_with_the_frame_stamp(fer_node, small_
 def test_frame_without_a_face_gives_an_empty_array_and_no_primary(fer_node):
     key = fer_node.send(fill_image(Image(), np.full((240, 320, 3), 90, np.uint8), "rgb8"))
     assert key in fer_node.arrays and fer_node.arrays[key].faces == []
-    fer_node.spin_until(lambda: False, 0.5)
+    # The next frame's primary is published after the empty frame's would have been: a barrier.
+    after = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+    assert fer_node.spin_until(lambda: after in fer_node.primaries, 10)
     assert key not in fer_node.primaries
 
 
-def test_malformed_barrage_then_a_valid_frame_is_answered(fer_node):
-    good = fill_image(Image(), astronaut_frame(), "rgb8")
-    broken = []
+def test_each_kind_of_malformed_frame_is_counted_and_the_node_goes_on(fer_node):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
     short = fill_image(Image(), astronaut_frame(), "rgb8")
     short.data = bytes(short.data)[:1000]
-    broken.append(short)
-    broken.append(Image(height=480, width=640, encoding="wavelet9", step=640, data=bytes(640 * 480)))
-    broken.append(Image(height=0, width=0, encoding="rgb8", step=0))
-    broken.append(Image(height=1, width=200000, encoding="rgb8", step=600000, data=bytes(10)))
-    before = fer_node.child.output().count("dropped a frame")
-    sent = [fer_node.send(msg, repeat_until_answered=False) for msg in broken * 5]
-    key = fer_node.send(good)
-    assert key in fer_node.arrays, fer_node.child.output()
-    assert not any(k in fer_node.arrays for k in sent)
-    assert fer_node.child.output().count("dropped a frame") > before
+    broken = {"short data": short,
+              "unknown encoding": Image(height=480, width=640, encoding="wavelet9", step=640, data=bytes(640 * 480)),
+              "zero size": Image(height=0, width=0, encoding="rgb8", step=0),
+              "absurd size": Image(height=1, width=200000, encoding="rgb8", step=600000, data=bytes(10))}
+    good = fill_image(Image(), astronaut_frame(), "rgb8")
+    for kind, msg in broken.items():
+        before = fer_node.values()
+        bad_key = fer_node.send(msg, repeat_until_answered=False)
+        # Proven rejected (not replaced in the mailbox): the bad counter moves before the next frame.
+        seen = []
+        assert fer_node.spin_until(lambda: seen.append(fer_node.status(time.monotonic())) or
+                                   int(seen[-1][1]["frames_bad"]) > int(before["frames_bad"]), 20), kind
+        status, after = seen[-1]
+        assert int(after["frames_bad"]) == int(before["frames_bad"]) + 1, kind
+        assert int(after["frames_dropped"]) == int(before["frames_dropped"]), kind
+        assert status.level == DiagnosticStatus.WARN and "malformed" in status.message, (kind, status)
+        barrier = fer_node.send(good)  # answered: the node went on
+        assert barrier in fer_node.arrays and bad_key not in fer_node.arrays, kind
     assert fer_node.child.proc.poll() is None
 
 
@@ -201,64 +223,91 @@ def test_compressed_transport_takes_jpeg_and_png_and_drops_garbage(ros, small_ch
 
 
 def test_runtime_parameter_change_applies_and_bad_values_are_refused(fer_node):
-    results = fer_node.set_params(confidence_threshold=1.0)
-    assert results[0].successful
-    key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
-    assert fer_node.arrays[key].faces[0].label == "unknown"
-    bad = fer_node.set_params(detector="magic")[0]
-    assert not bad.successful and "detector must be one of" in bad.reason
-    frozen = fer_node.set_params(checkpoint="/elsewhere.safetensors")[0]
-    assert not frozen.successful and "configure" in frozen.reason
-    out_of_range = fer_node.set_params(face_margin=5.0)[0]
-    assert not out_of_range.successful
-    # detector none: the whole frame is the face
-    assert all(r.successful for r in fer_node.set_params(detector="none", confidence_threshold=0.0))
-    crop = cv2.resize(astronaut_frame()[40:200, 210:370], (96, 96))
-    key = fer_node.send(fill_image(Image(), crop, "rgb8"))
-    face = fer_node.arrays[key].faces[0]
-    assert (face.face.x_offset, face.face.y_offset, face.face.width, face.face.height) == (0, 0, 96, 96)
-    assert face.label != "unknown"
-    assert fer_node.set_params(detector="haar")[0].successful
+    try:
+        assert fer_node.set_params(confidence_threshold=1.0)[0].successful
+        key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        assert fer_node.arrays[key].faces[0].label == "unknown"
+        bad = fer_node.set_params(detector="magic")[0]
+        assert not bad.successful and "detector must be one of" in bad.reason
+        frozen = fer_node.set_params(checkpoint="/elsewhere.safetensors")[0]
+        assert not frozen.successful and "configure" in frozen.reason
+        out_of_range = fer_node.set_params(face_margin=5.0)[0]
+        assert not out_of_range.successful
+        # detector none: the whole frame is the face
+        assert all(r.successful for r in fer_node.set_params(detector="none", confidence_threshold=0.0))
+        crop = cv2.resize(astronaut_frame()[40:200, 210:370], (96, 96))
+        key = fer_node.send(fill_image(Image(), crop, "rgb8"))
+        face = fer_node.arrays[key].faces[0]
+        assert (face.face.x_offset, face.face.y_offset, face.face.width, face.face.height) == (0, 0, 96, 96)
+        assert face.label != "unknown"
+    finally:
+        assert all(r.successful for r in fer_node.set_params(detector="haar", confidence_threshold=0.0))
 
 
 def test_diagnostics_report_rates_latency_device_and_model(fer_node, small_checkpoint):
-    fer_node.diagnostics.clear()
-    assert fer_node.spin_until(lambda: any(s.name.endswith("emotion recognition") for d in fer_node.diagnostics
-                                           for s in d.status), 10)
-    status = next(s for d in fer_node.diagnostics for s in d.status if s.name.endswith("emotion recognition"))
-    values = {kv.key: kv.value for kv in status.values}
-    for key in ("input_rate_hz", "processed_rate_hz", "frames_dropped", "frames_bad", "latency_p50_ms",
-                "latency_p95_ms", "detect_p50_ms", "classify_p50_ms", "device", "backend", "model"):
+    before = fer_node.values()
+    fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+    status, values = fer_node.status(time.monotonic())
+    for key in ("input_rate_hz", "processed_rate_hz", "frames_dropped", "frames_bad", "frames_stale",
+                "latency_p50_ms", "latency_p95_ms", "detect_p50_ms", "classify_p50_ms", "device", "backend", "model"):
         assert key in values, key
     assert values["device"] == "cpu" and values["model"] == checkpoint_id(small_checkpoint)
-    assert int(values["frames_processed"]) >= 3 and int(values["frames_bad"]) >= 1
+    assert values["backend"] == "onnxruntime"
+    assert int(values["frames_processed"]) > int(before["frames_processed"])
+    assert float(values["latency_p50_ms"]) > 0 and float(values["classify_p50_ms"]) > 0
 
 
-def test_debug_image_is_published_only_to_subscribers(fer_node):
+def test_debug_image_is_published_only_to_subscribers_and_only_draws_the_box(fer_node):
+    frame = astronaut_frame()
+    before = int(fer_node.values()["debug_images"])
+    for _ in range(3):
+        fer_node.send(fill_image(Image(), frame, "rgb8"))
+    assert int(fer_node.values()["debug_images"]) == before  # nobody listens: nothing drawn or sent
     received = []
     sub = fer_node.node.create_subscription(Image, f"/{NS}/fer_node/debug_image", received.append,
                                             qos_profile_sensor_data)
-    assert fer_node.spin_until(lambda: fer_node.node.count_publishers(f"/{NS}/fer_node/debug_image") > 0, 5)
-    fer_node.spin_until(lambda: False, 1.0)  # let the node see the subscription
-    deadline = time.monotonic() + 20
-    while not received and time.monotonic() < deadline:
-        fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
-        fer_node.spin_until(lambda: bool(received), 1.0)
-    fer_node.node.destroy_subscription(sub)
+    try:
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            key = fer_node.send(fill_image(Image(), frame, "rgb8"))
+            fer_node.spin_until(lambda: bool(received), 1.0)
+    finally:
+        fer_node.node.destroy_subscription(sub)
     assert received and received[0].encoding == "rgb8" and (received[0].height, received[0].width) == (480, 640)
-    annotated = np.frombuffer(received[0].data, np.uint8).reshape(480, 640, 3)
-    assert not np.array_equal(annotated, astronaut_frame())  # a box was drawn
+    assert int(fer_node.values()["debug_images"]) > before
+    annotated = np.frombuffer(received[-1].data, np.uint8).reshape(480, 640, 3)
+    face = fer_node.arrays[key].faces[0]
+    box = face.face
+    x0, y0, x1, y1 = box.x_offset, box.y_offset, box.x_offset + box.width, box.y_offset + box.height
+    changed = np.any(annotated != frame, axis=2)
+    # Only the box's 2-pixel border and the label above it are drawn: elsewhere, the frame as sent.
+    (text_w, text_h), _ = cv2.getTextSize(f"#{face.face_id} {face.label} {face.confidence:.2f}",
+                                          cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    near = np.zeros_like(changed)
+    near[max(0, y0 - 3):y1 + 4, max(0, x0 - 3):x1 + 4] = True
+    near[max(0, y0 - 8 - text_h):y0 + 1, max(0, x0 - 1):x0 + text_w + 3] = True
+    assert not changed[~near].any()
+    assert changed[y0:y1 + 1, x0].all() and changed[y1, x0:x1 + 1].all()  # the left and bottom edges
+    assert not changed[y0 + 4:y1 - 4, x0 + 4:x1 - 4].any()  # the face itself untouched
 
 
 def test_deactivate_stops_answering_and_activate_resumes(fer_node):
-    change = fer_node.lifecycle
-    result = fer_node.call(change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_DEACTIVATE)))
-    assert result.success
-    key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"), repeat_until_answered=False)
-    fer_node.spin_until(lambda: False, 1.5)
-    assert key not in fer_node.arrays
-    result = fer_node.call(change, ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE)))
-    assert result.success
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    assert fer_node.transition(Transition.TRANSITION_DEACTIVATE)
+    try:
+        assert fer_node.lifecycle_state() == "inactive"
+        sent = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline or len(sent) < 10:  # 3 s and 10 frames at least, none answered
+            sent.append(fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"), repeat_until_answered=False))
+            fer_node.spin_until(lambda: False, 0.1)
+        assert len(sent) > 10 and not any(k in fer_node.arrays for k in sent)
+        status, _ = fer_node.status(time.monotonic())
+        assert status.level == DiagnosticStatus.WARN and status.message == "inactive"
+    finally:
+        assert fer_node.transition(Transition.TRANSITION_ACTIVATE)
+    assert fer_node.lifecycle_state() == "active"
     key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
     assert key in fer_node.arrays
 
@@ -271,19 +320,30 @@ def test_face_id_is_stable_across_frames(fer_node):
     assert len(set(ids)) == 1 and ids[0] >= 1
 
 
-def test_max_rate_caps_the_processed_rate(fer_node):
-    assert fer_node.set_params(max_rate=2.0)[0].successful
+def test_rate_limiter_spaces_starts_on_its_clock():
+    from fer_ros.ros.node import RateLimiter
+
+    now = [100.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    assert limiter.wait(2.0) == 0.0  # nothing started yet
+    limiter.start()
+    now[0] += 0.1
+    assert limiter.wait(2.0) == pytest.approx(0.4) and limiter.wait(0.0) == 0.0  # 0: no limit
+    now[0] += 0.5
+    assert limiter.wait(2.0) == 0.0
+    assert limiter.start() == pytest.approx(100.6)
+    assert limiter.wait(10.0) == pytest.approx(0.1)
+
+
+def test_max_rate_is_applied_by_the_node(fer_node):
+    """A live max_rate change holds the next frame back: with 0.5 frames/s, a frame that arrives
+    right after an answer waits about 2 s in the mailbox (a lower bound: load can only add to it)."""
+    assert fer_node.set_params(max_rate=0.5)[0].successful
     try:
-        frame = fill_image(Image(), cv2.resize(astronaut_frame(), (160, 120)), "rgb8")
-        fer_node.spin_until(lambda: False, 0.6)
-        sent = []
-        start = time.monotonic()
-        while time.monotonic() - start < 3.0:  # 20 Hz for 3 s
-            sent.append(fer_node.send(frame, repeat_until_answered=False))
-            fer_node.spin_until(lambda: False, 0.05)
-        fer_node.spin_until(lambda: False, 1.0)
-        answered = sum(k in fer_node.arrays for k in sent)
-        assert 3 <= answered <= 9, f"{answered} of {len(sent)} frames answered at max_rate 2"
+        fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        second = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"), repeat_until_answered=False)
+        assert fer_node.spin_until(lambda: second in fer_node.arrays, 15), "the held frame was not answered"
+        assert fer_node.arrays[second].faces[0].processing_ms >= 1000
     finally:
         assert fer_node.set_params(max_rate=0.0)[0].successful
 
@@ -329,3 +389,52 @@ def test_diagnostics_from_construction_and_a_failed_configure_is_an_error(ros, s
         assert child.proc.poll() is None  # without autostart the node stays up, reporting why
     finally:
         harness.node.destroy_node()
+
+
+def test_lifecycle_without_autostart_configure_activate_deactivate_cleanup(ros, spawn, small_checkpoint):
+    ns = "node_test_lifecycle"
+    child = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--checkpoint", str(small_checkpoint),
+                  "--namespace", ns, "--image", f"/{ns}/camera", "-p", "autostart:=false", name="fer_node_lifecycle")
+    harness = Harness(ros, ns)
+    try:
+        assert harness.lifecycle_state() == "unconfigured"
+        assert harness.node.count_publishers(f"/{ns}/emotions") == 0 and "loaded" not in child.output()
+        assert harness.transition(Transition.TRANSITION_CONFIGURE) and harness.lifecycle_state() == "inactive"
+        assert harness.spin_until(lambda: harness.node.count_publishers(f"/{ns}/emotions") == 1, 10)
+        assert harness.transition(Transition.TRANSITION_ACTIVATE) and harness.lifecycle_state() == "active"
+        key = harness.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        assert key in harness.arrays
+        assert harness.transition(Transition.TRANSITION_DEACTIVATE) and harness.lifecycle_state() == "inactive"
+        assert harness.transition(Transition.TRANSITION_CLEANUP) and harness.lifecycle_state() == "unconfigured"
+        # Cleanup freed the model and withdrew the outputs.
+        assert harness.spin_until(lambda: harness.node.count_publishers(f"/{ns}/emotions") == 0, 10)
+        assert child.proc.poll() is None
+    finally:
+        harness.node.destroy_node()
+
+
+def test_whole_numbers_for_float_parameters_and_a_bad_value_is_one_line(ros, spawn):
+    """`-p max_age_ms:=150` (an INTEGER to rclpy) is taken as 150.0; an out-of-range value on the
+    command line ends the node with one line and exit code 2, not a traceback."""
+    import subprocess
+
+    from rcl_interfaces.srv import GetParameters
+
+    fer_node = str(Path(sys.executable).parent / "fer_node")
+    bad = subprocess.run([sys.executable, fer_node, "--ros-args", "-r", "__ns:=/badparam", "-p", "detect_scale:=5.0"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2, bad.stderr
+    assert "Traceback" not in bad.stderr and bad.stderr.strip().splitlines()[-1].startswith("fer_node: ")
+    assert "detect_scale" in bad.stderr.strip().splitlines()[-1]
+    node = spawn(fer_node, "--ros-args", "-r", "__ns:=/intparam", "-p", "max_age_ms:=150", "-p", "autostart:=false",
+                 name="fer_node")
+    tester = ros.create_node("intparam_tester")
+    try:
+        client = tester.create_client(GetParameters, "/intparam/fer_node/get_parameters")
+        assert client.wait_for_service(timeout_sec=60), node.output()
+        future = client.call_async(GetParameters.Request(names=["max_age_ms"]))
+        ros.spin_until_future_complete(tester, future, timeout_sec=10)
+        (value,) = future.result().values
+        assert value.double_value == 150.0 and value.type == Parameter.Type.DOUBLE.value
+    finally:
+        tester.destroy_node()

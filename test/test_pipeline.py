@@ -8,7 +8,7 @@ import skimage.data
 from fer_ros.inference.engine import Engine
 from fer_ros.inference.faces import DetectorOptions, HaarDetector, expand_box, make_detector
 from fer_ros.errors import ConfigError
-from fer_ros.inference.pipeline import UNKNOWN, Pipeline, PipelineOptions
+from fer_ros.inference.pipeline import FOLLOW_SIZE, UNKNOWN, Pipeline, PipelineOptions
 from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
 from fer_ros.options import from_params
 
@@ -61,6 +61,23 @@ def test_unknown_detector_and_missing_yunet_model_are_clear_errors():
         make_detector(DetectorOptions(detector="yunet"))
 
 
+def two_faces_frame(big: int = 300, small: int = 200) -> np.ndarray:
+    """Two copies of the astronaut photo, the smaller one on the left."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    photo = skimage.data.astronaut()
+    frame[:small, :small] = cv2.resize(photo, (small, small), interpolation=cv2.INTER_AREA)
+    frame[100:100 + big, 320:320 + big] = cv2.resize(photo, (big, big), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def test_several_faces_come_largest_first_and_max_faces_keeps_the_largest():
+    frame = two_faces_frame()  # small faces: searched at full resolution
+    both = HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0))(frame)
+    assert len(both) == 2
+    assert both[0][2] * both[0][3] > both[1][2] * both[1][3] and both[0][0] > 320 > both[1][0]  # big one first
+    assert HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0, max_faces=1))(frame) == both[:1]
+
+
 def test_expand_box_is_clipped_to_the_frame():
     assert expand_box((10, 10, 20, 20), 0.5, 100, 100) == (0, 0, 40, 40)
     assert expand_box((90, 90, 20, 20), 0.25, 100, 100) == (85, 85, 15, 15)
@@ -98,15 +115,16 @@ def test_confidence_threshold_gives_unknown_but_keeps_the_confidence():
 
 def test_faces_are_followed_between_full_detections():
     frame = astronaut_frame()
-    calls = []
+    calls, bounds = [], []
 
     class CountingHaar(HaarDetector):
-        def __call__(self, rgb):
+        def __call__(self, rgb, sizes=None):
             calls.append(rgb.shape[:2])
-            return super().__call__(rgb)
+            bounds.append(sizes)
+            return super().__call__(rgb, sizes)
 
     engine = FixedEngine([[1, 0, 0]] * 6)
-    pipeline = Pipeline(engine, PipelineOptions(detector="haar", detect_every=3))
+    pipeline = Pipeline(engine, PipelineOptions(detector="haar", detect_every=3, detect_async=False))
     pipeline.detector = CountingHaar(pipeline.options)
     results = [pipeline.process(frame, now=i / 30) for i in range(6)]
     assert [r.detected for r in results] == [True, False, False, True, False, False]
@@ -115,6 +133,20 @@ def test_faces_are_followed_between_full_detections():
     full = [c for c in calls if c == (480, 640)]
     assert len(full) == 2 and len(calls) == 6  # the other four searched a window only
     assert all(c[0] < 480 for c in calls if c != (480, 640))
+    # A full search looks for every size; following looks for sizes near the face's last one.
+    side = max(results[0].faces[0].box[2:])
+    assert [b is None for b in bounds] == [True, False, False, True, False, False]
+    assert all(lo < side < hi and hi / lo == pytest.approx(FOLLOW_SIZE ** 2) for lo, hi in filter(None, bounds))
+
+
+def test_haar_size_bounds_keep_or_exclude_a_face():
+    frame = astronaut_frame()
+    haar = HaarDetector(DetectorOptions())
+    (box,) = haar(frame)
+    side = max(box[2:])
+    assert len(haar(frame, (side / 1.5, side * 1.5))) == 1
+    assert haar(frame, (side * 1.6, side * 3)) == []  # only larger faces wanted
+    assert haar(frame, (10, side / 1.6)) == []  # only smaller faces wanted
 
 
 def test_real_engine_in_the_pipeline(small_checkpoint):
@@ -140,3 +172,27 @@ def test_options_from_node_params_ignore_other_keys_cast_and_check():
         from_params(PipelineOptions, {"detector": "magic"})
     with pytest.raises(ConfigError, match="track_iou must be within 0..1"):
         from_params(PipelineOptions, {"track_iou": 1.5})
+
+
+def test_background_search_finds_a_new_face_while_the_first_is_followed():
+    """detect_async: the periodic search runs on its own thread; frames keep being answered from
+    the followed face, and a face that appears is added once that search has finished."""
+    pipeline = Pipeline(FixedEngine([[1, 0, 0]] * 40), PipelineOptions(detector="haar", detect_every=3))
+    photo = cv2.resize(skimage.data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
+    both = np.zeros((480, 640, 3), np.uint8)
+    both[120:420, 20:320], both[100:400, 320:620] = photo, photo
+    one = both.copy()
+    one[:, :320] = 0  # only the right-hand face
+    first = pipeline.process(one, now=0.0)
+    assert len(first.faces) == 1 and first.detected  # nothing to follow yet: searched at once
+    counts = []
+    for i in range(1, 9):
+        result = pipeline.process(both, now=i / 30)
+        counts.append((len(result.faces), result.detected))
+        pipeline.search.close()  # let the search in flight finish, as the next frame's 33 ms would
+    # Frames 1-2 follow the first face only; frame 3 starts the background search (still one face),
+    # frame 4 takes its result: the left-hand face joins and is followed from then on; frame 6
+    # starts the next search, frame 7 takes it (both faces already followed: nothing new).
+    assert counts == [(1, False), (1, False), (1, False), (2, True), (2, False), (2, False), (2, True), (2, False)]
+    assert first.faces[0].face_id in {f.face_id for f in result.faces}  # the first face kept its id
+    pipeline.close()

@@ -155,7 +155,9 @@ def test_resume_continues_from_the_saved_epoch_with_the_same_state(tmp_path):
     assert [h["epoch"] for h in b["history"]] == [1, 2, 3, 4]
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+    assert list(a["model"]) == list(b["model"]) and list(a["optimizer"]["state"]) == list(b["optimizer"]["state"])
     for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert list(pa) == list(pb)
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
@@ -278,6 +280,7 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
 
     digest = hashlib.sha256((tmp_path / "mit_b0.pth").read_bytes()).hexdigest()
     assert initialisation(cfg.model.pretrained) == {"file": "mit_b0.pth", "sha256": digest}
+    assert list(model.encoder.state_dict()) == list(source.encoder.state_dict())
     for (k, a), b in zip(model.encoder.state_dict().items(), source.encoder.state_dict().values()):
         assert torch.equal(a, b), k
 
@@ -305,3 +308,30 @@ def test_tta_flip_is_the_mean_with_the_mirror_and_random_is_deterministic(small_
     assert true.tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ConfigError, match="random:N"):
         predict(engine, faces, tta="random:0")
+
+
+def test_class_balanced_sampler_draws_every_class_evenly_and_repeatably():
+    from fer_ros.training.train import EpochSampler, class_weights
+
+    targets = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    weights = class_weights(torch.bincount(targets))[targets].double()
+    sampler = EpochSampler(len(targets), seed=0, weights=weights)
+    first = list(sampler)
+    drawn = torch.bincount(targets[first], minlength=3)
+    assert drawn.sum() == 1000 and (drawn > 250).all(), drawn  # a third each, not 90 / 9 / 1 %
+    assert list(EpochSampler(len(targets), seed=0, weights=weights)) == first  # the epoch number is the state
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+
+
+def test_no_resume_starts_over(tmp_path):
+    from fer_ros.cli import main
+
+    args = ["train", "--config", "synthetic", "--out", str(tmp_path / "run"), "--no-progress",
+            "--set", "data.input_size=32", "--set", "data.synthetic_train=14", "--set", "data.synthetic_val=7",
+            "--set", "data.synthetic_test=7", "--set", "train.batch_size=7", "--set", "train.threads=1"]
+    assert main([*args, "--epochs", "2"]) == 0
+    assert main([*args, "--epochs", "3"]) == 0  # resumes: one more epoch
+    assert [h["epoch"] for h in json.loads((tmp_path / "run" / "history.json").read_text())] == [1, 2, 3]
+    assert main([*args, "--epochs", "1", "--no-resume"]) == 0  # starts over
+    assert [h["epoch"] for h in json.loads((tmp_path / "run" / "history.json").read_text())] == [1]

@@ -88,6 +88,7 @@ def test_published_hf_layout_from_bin_and_safetensors(hf_encoder, tmp_path):
         model = build_model(norm_eps=1e-5)
         report = load_mit_weights(model, tmp_path / name, strict=True)
         assert report.layout == "huggingface" and report.ignored == ["classifier.weight"]
+        assert list(model.encoder.state_dict()) == list(reference.encoder.state_dict())
         for (k, a), b in zip(model.encoder.state_dict().items(), reference.encoder.state_dict().values()):
             assert torch.equal(a, b), k
 
@@ -101,6 +102,7 @@ def test_official_segformer_layout(tmp_path):
     model = build_model("mit_b0")
     report = load_mit_weights(model, tmp_path / "mit_b0.pth", strict=True)
     assert (report.layout, report.variant, report.loaded) == ("segformer", "mit_b0", len(state) - 2)
+    assert list(model.encoder.state_dict()) == list(source.encoder.state_dict())
     for (k, a), b in zip(model.encoder.state_dict().items(), source.encoder.state_dict().values()):
         assert torch.equal(a, b), k
 

@@ -23,6 +23,7 @@ folder named --out is always a complete run.
 
 import argparse
 import csv
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -124,6 +125,9 @@ def load_pipeline(params: dict):
     from fer_ros.options import from_params
 
     pipeline_options = from_params(PipelineOptions, params)  # checked before the model is loaded
+    # Offline, frames wait for the pipeline rather than the other way round: the periodic search runs
+    # inside its frame, so a bag scores the same on every run and every machine.
+    pipeline_options = dataclasses.replace(pipeline_options, detect_async=False)
     engine = Engine.from_options(from_params(EngineOptions, params),
                                  warn=lambda text: print(f"fer-ros bag-eval: {text}", file=sys.stderr))
     try:

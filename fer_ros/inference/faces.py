@@ -18,6 +18,7 @@ Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
 DETECTORS = ("haar", "yunet", "none")
 YUNET_SCORE_THRESHOLD = 0.7  # OpenCV's own default for FaceDetectorYN
+FOLLOW_MIN_SIDE = 36  # pixels a followed face keeps in the shrunk window (the cascade's window is 24)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class WholeImage:
 
     name = "none"
 
-    def __call__(self, rgb: np.ndarray) -> list[Box]:
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
         height, width = rgb.shape[:2]
         return [(0, 0, width, height)]
 
@@ -75,13 +76,22 @@ class HaarDetector:
         self.cascade = cv2.CascadeClassifier(str(path))
         self.options = options
 
-    def __call__(self, rgb: np.ndarray) -> list[Box]:
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
+        """`sizes`: only faces whose side lies in (smallest, largest) full-frame pixels, when known.
+        A cascade's cost is its pyramid levels, so a bounded range costs a few levels, not all."""
         opts = self.options
-        gray, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), opts.detect_scale)
-        min_side = max(int(round(opts.min_face_size * scale)), 12)
+        smallest, largest = sizes if sizes else (opts.min_face_size, 0)
+        # A bounded search is a small window around a known face: shrink it no further than keeps
+        # that face well above the cascade's 24-pixel window, where it is found reliably.
+        want = max(opts.detect_scale, FOLLOW_MIN_SIDE / max(smallest, 1.0)) if sizes else opts.detect_scale
+        gray, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), want)
+        min_side = max(int(round(max(smallest, opts.min_face_size) * scale)), 12)
+        max_side = int(round(largest * scale)) if largest else 0
+        if max_side and max_side < min_side:
+            return []
         found = self.cascade.detectMultiScale(gray, scaleFactor=opts.haar_scale_factor,
                                               minNeighbors=opts.haar_min_neighbors,
-                                              minSize=(min_side, min_side))
+                                              minSize=(min_side, min_side), maxSize=(max_side, max_side))
         return largest_first(grow(np.asarray(found).reshape(-1, 4), scale), opts.max_faces)
 
 
@@ -101,8 +111,8 @@ class YuNetDetector:
             raise ConfigError(f"cannot load YuNet model {path}: {err}") from None
         self.options = options
 
-    def __call__(self, rgb: np.ndarray) -> list[Box]:
-        opts = self.options
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
+        opts = self.options  # one pass finds every size: `sizes` changes nothing here
         bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), opts.detect_scale)
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, faces = self.net.detect(bgr)

@@ -13,6 +13,7 @@ engine. A second signal while that runs (a terminal's Ctrl-C reaches both `ros2 
 node, and launch forwards its own) changes nothing, so cleanup always completes with exit code 0.
 """
 
+import gc
 import signal
 import sys
 import threading
@@ -24,8 +25,10 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
@@ -47,11 +50,29 @@ from fer_ros.ros.standard import StandardOutputs
 PIPELINE_PARAMS = {spec.name for spec in specs(PipelineOptions)}  # a change rebuilds the pipeline
 
 
+class RateLimiter:
+    """Spaces the starts of frame processing to at most `rate` a second (`max_rate`)."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock, self.last = clock, None
+
+    def wait(self, rate: float) -> float:
+        """Seconds to wait before the next start; 0 when the rate is off or the gap is already long."""
+        if rate <= 0 or self.last is None:
+            return 0.0
+        return max(0.0, self.last + 1.0 / rate - self.clock())
+
+    def start(self) -> float:
+        """Record a start now; returns its time."""
+        self.last = self.clock()
+        return self.last
+
+
 class Stats:
     """Counters and recent timings for /diagnostics; guarded by the node's lock."""
 
     def __init__(self):
-        self.received = self.processed = self.dropped = self.bad = self.stale = 0
+        self.received = self.processed = self.dropped = self.bad = self.stale = self.debug_images = 0
         self.latency_ms = deque(maxlen=300)
         self.detect_ms = deque(maxlen=300)
         self.classify_ms = deque(maxlen=300)
@@ -71,6 +92,13 @@ class Stats:
 class FerNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("fer_node", **kwargs)
+        # `-p max_age_ms:=150` arrives as an INTEGER, which rclpy refuses for a DOUBLE parameter
+        # with an exception at declaration: take whole numbers for floating-point parameters.
+        overrides = getattr(self, "_parameter_overrides", None)
+        for name, spec in PARAMS.items():
+            given = overrides.get(name) if isinstance(overrides, dict) else None
+            if type(spec.default) is float and given is not None and given.type_ == Parameter.Type.INTEGER:
+                overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
         for name, spec in PARAMS.items():
             self.declare_parameter(name, spec.default, descriptor(spec))
         # One callback checks and records a change (Humble's rclpy has no post-set callback); the
@@ -84,6 +112,7 @@ class FerNode(LifecycleNode):
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.pending = None  # (msg, receipt on the node clock, receipt monotonic) waiting for the worker
+        self.limiter = RateLimiter()
         self.worker = None
         self.running = False
         self.configure_error = ""
@@ -133,6 +162,8 @@ class FerNode(LifecycleNode):
             self.engine = Engine.from_options(self.options(EngineOptions), warn=self.get_logger().warning)
             self.pipeline = Pipeline(self.engine, self.options(PipelineOptions))
             self.engine.warmup()
+            if self.param("detect_threads"):
+                cv2.setNumThreads(self.param("detect_threads"))
         except Exception as err:  # one clear line, not a traceback: this is a user's setting
             self.configure_error = one_line(err)
             self.get_logger().error(f"configure failed: {self.configure_error}")
@@ -149,6 +180,10 @@ class FerNode(LifecycleNode):
         self.timing_pub = self.create_publisher(FrameTiming, "~/timing", 100)
         self.outputs = StandardOutputs(self, self.engine.labels, self.param("confidence_threshold"),
                                        node.publish_detections, node.hri)
+        # Everything made so far (the model, the ROS objects) lives until cleanup: the garbage collector
+        # need not walk it again on every collection of what the frames allocate.
+        gc.collect()
+        gc.freeze()
         self.get_logger().info(f"loaded {self.engine.model_id} on {self.engine.device} "
                                f"({self.engine.backend}); labels: {', '.join(self.engine.labels)}")
         return TransitionCallbackReturn.SUCCESS
@@ -197,6 +232,8 @@ class FerNode(LifecycleNode):
                 self.destroy_publisher(pub)
         self.emotions_pub = self.emotion_pub = self.debug_pub = self.debug_jpeg_pub = self.timing_pub = None
         self.outputs = None
+        if self.pipeline is not None:
+            self.pipeline.close()
         if self.engine is not None:
             self.engine.close()
         self.engine = self.pipeline = None
@@ -230,34 +267,32 @@ class FerNode(LifecycleNode):
                 self.wake.wait(timeout=0.5)
             if not self.running:
                 return None
-            max_rate = self.param("max_rate")
-            if max_rate > 0:
-                wait = self.last_start + 1.0 / max_rate - time.monotonic()
-                if wait > 0:
-                    self.wake.wait_for(lambda: not self.running, timeout=wait)
-                    if not self.running:
-                        return None
+            wait = self.limiter.wait(self.param("max_rate"))
+            if wait > 0:
+                self.wake.wait_for(lambda: not self.running, timeout=wait)
+                if not self.running:
+                    return None
             frame, self.pending = self.pending, None
             changed, self.changed = self.changed, {}
         if changed:
             self.apply_settings(changed)
-        self.last_start = time.monotonic()
-        return frame
+        return (*frame, self.limiter.start())
 
     def apply_settings(self, changed: dict) -> None:
         try:
-            self.pipeline = Pipeline(self.engine, self.options(PipelineOptions, changed))
+            pipeline = Pipeline(self.engine, self.options(PipelineOptions, changed))
+            self.pipeline.close()
+            self.pipeline = pipeline
         except (ValueError, RuntimeError) as err:
             self.get_logger().error(f"keeping the previous pipeline: {err}")
 
     def work(self) -> None:
-        self.last_start = 0.0
         while True:
             frame = self.next_frame()
             if frame is None:
                 return
             try:
-                self.process_frame(*frame, started=self.last_start)
+                self.process_frame(*frame)
             except FrameError as err:
                 with self.lock:
                     self.stats.count_bad()
@@ -321,6 +356,8 @@ class FerNode(LifecycleNode):
         want_jpeg = self.debug_jpeg_pub.get_subscription_count() > 0
         if not (want_raw or want_jpeg):
             return
+        with self.lock:
+            self.stats.debug_images += 1
         canvas = rgb.copy()
         for face in result.faces:
             x, y, w, h = face.box
@@ -355,6 +392,7 @@ class FerNode(LifecycleNode):
                 "input_rate_hz": f"{input_rate:.1f}", "processed_rate_hz": f"{processed_rate:.1f}",
                 "frames_received": str(s.received), "frames_processed": str(s.processed),
                 "frames_dropped": str(s.dropped), "frames_bad": str(s.bad), "frames_stale": str(s.stale),
+                "debug_images": str(s.debug_images),
                 "latency_p50_ms": f"{percentile(s.latency_ms, 50):.1f}",
                 "latency_p95_ms": f"{health.latency_p95_ms:.1f}",
                 "detect_p50_ms": f"{percentile(s.detect_ms, 50):.1f}",
@@ -377,7 +415,13 @@ def main(args=None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    node = FerNode()
+    try:
+        node = FerNode()
+    except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+        # A bad value on the command line or in a params file: one line, not a traceback.
+        print(f"fer_node: {one_line(err)}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     code = 0
@@ -394,7 +438,13 @@ def main(args=None) -> int:
         node.release_engine()
         executor.shutdown(timeout_sec=1.0)
         node.destroy_node()
+        # Cleanup is done; only exiting remains. rclpy's shutdown "uninstalls" its signal handlers even
+        # when none were installed, and Python's own finalisation puts Python-level handlers back to
+        # the default action, so a late second Ctrl-C would kill the process (exit -2). Ignoring at
+        # the OS level survives both.
         rclpy.try_shutdown()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
     return code
 
 

@@ -32,6 +32,10 @@ class NodeOptions:
                                   "reliable", choices=RELIABILITY, live=False)
     max_rate: float = option(0.0, "Process at most this many frames per second; 0 = as fast as possible",
                              0.0, 1000.0)
+    # 1: the background search then takes one core and leaves the other to the frames; with all
+    # cores it finishes sooner but slows every frame it overlaps (benchmarks/node_latency.py).
+    detect_threads: int = option(1, "OpenCV threads for face detection; 0 = OpenCV's default (all cores)", 0, 256,
+                                 live=False)
     max_age_ms: float = option(0.0, "Drop a frame rather than answer it when its result would be older than this "
                                "(image stamp to publish, on the node's clock: cameras on this machine's clock); "
                                "0 = off", 0.0, 60000.0)

@@ -42,8 +42,8 @@ def node_command(args) -> list[str]:
 
 
 def run(args) -> int:
-    if args.print_env:
-        env = large_image_env({})
+    if args.print_env:  # what this shell has already chosen stays chosen
+        env = large_image_env()
         for key in ("FASTDDS_DEFAULT_PROFILES_FILE", "GLIBC_TUNABLES"):
             print(f"export {key}={shlex.quote(env[key])}")
         return 0

@@ -194,6 +194,7 @@ class ImageFileDataset(Dataset):
             for i, img in enumerate(loaded):
                 if img is None:
                     targets[i] = -1
+                    self.report.add_bad("unreadable image", self.paths[i])
                 else:
                     images[i] = torch.from_numpy(img)
         return ArrayDataset(images, targets, self.classes, self.color, self.report, self.name)

@@ -1,0 +1,79 @@
+"""Turn a finished training run into a shipped model: the checkpoint under models/, its model card
+(metrics JSON beside it), the resolved config, and the plots under benchmarks/results/.
+
+    python tools/ship_model.py runs/fer2013_cpu --data <dir>/fer2013 --name fer2013_mit_b0_64
+
+The card's figures come from `fer-ros evaluate` on the validation split (FER2013 PublicTest), through
+the engine and back-end the node runs; the training figures from the run's own history and summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="the run folder (best.safetensors, history.json, config.yaml, ...)")
+    parser.add_argument("--data", required=True, help="the data set the card is scored on")
+    parser.add_argument("--format", default="fer2013_folder")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--name", required=True, help="models/<name>.safetensors")
+    parser.add_argument("--config", default="fer2013_cpu", help="the bundled config the run used")
+    parser.add_argument("--wall-minutes", type=float, default=None,
+                        help="the run's wall time, when it was interrupted and resumed")
+    args = parser.parse_args()
+
+    from fer_ros.model.checkpoint import checkpoint_id, read_meta
+    from fer_ros.tools.bench import machine
+    from fer_ros.training.evaluate import evaluate_checkpoint, format_table
+
+    models, results = REPO / "models", REPO / "benchmarks" / "results" / args.name
+    results.mkdir(parents=True, exist_ok=True)
+    shipped = models / f"{args.name}.safetensors"
+    shutil.copyfile(args.run / "best.safetensors", shipped)
+    shutil.copyfile(args.run / "config.yaml", models / f"{args.name}.yaml")
+    for plot in ("curves.png",):
+        shutil.copyfile(args.run / plot, results / plot)
+    metrics = evaluate_checkpoint(shipped, args.format, args.data, args.split, out_dir=results)
+    print(format_table(metrics))
+    history = json.loads((args.run / "history.json").read_text())
+    summary = json.loads((args.run / "summary.json").read_text())
+    meta = read_meta(shipped)
+    card = {
+        "checkpoint": f"models/{shipped.name}",
+        "model": checkpoint_id(shipped),
+        "trained_on": meta.provenance,
+        "input": {"size": meta.preprocess.input_size, "color": meta.preprocess.color},
+        "made_with": f"fer-ros train --config {args.config} (models/{args.name}.yaml is the resolved config), "
+                     f"weights stored as {meta.train_config['train']['save_dtype']}",
+        "publictest": {
+            "split": f"{args.format}:{args.split} (FER2013 PublicTest, {metrics['samples']} faces)",
+            "backend": metrics["backend"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
+            "mean_recall": metrics["mean_recall"],
+            "recall": {c: v["recall"] for c, v in metrics["per_class"].items()},
+            "precision": {c: v["precision"] for c, v in metrics["per_class"].items()},
+        },
+        "training": {
+            "epochs": len(history), "best_epoch": summary["best_epoch"], "best_val_acc": summary["best_val_acc"],
+            "minutes": round(args.wall_minutes if args.wall_minutes else summary["seconds"] / 60, 1),
+            "median_epoch_minutes": round(sorted(h["epoch_s"] for h in history)[len(history) // 2] / 60, 2),
+            "median_img_per_s": sorted(h["img_per_s"] for h in history)[len(history) // 2],
+            "machine": machine(), "history": history,
+        },
+        "plots": {"curves": f"benchmarks/results/{args.name}/curves.png",
+                  "confusion": f"benchmarks/results/{args.name}/confusion.png"},
+    }
+    shipped.with_suffix(".metrics.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"shipped {shipped} ({shipped.stat().st_size / 1e6:.1f} MB); card {shipped.with_suffix('.metrics.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -47,7 +47,7 @@ lock:
 # from requirements-jazzy.txt. Its own build folder: CMake caches where it found each ROS package.
 VENV_JAZZY := .venv-jazzy
 PY_JAZZY := $(VENV_JAZZY)/bin/python
-JAZZY_TESTS ?= test/test_messages.py test/test_node.py test/test_bags.py
+JAZZY_TESTS ?= test/test_messages.py test/test_node.py test/test_bags.py test/test_large_frames.py
 
 $(VENV_JAZZY)/.requirements: requirements-jazzy.txt
 	test -x $(PY_JAZZY) || $(PYTHON) -m venv $(VENV_JAZZY)

@@ -21,8 +21,8 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 private_graph()
 # Camera-sized frames leave this process as they would leave a camera driver: with the shipped
 # Fast DDS profile (tests that need the default transport remove it for their own child).
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(Path(sys.prefix) / "share" / "fer_ros" / "config"
-                                                           / "fastdds_large_images.xml"))
+for _name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):  # Fast DDS 3 and 2 (Jazzy)
+    os.environ.setdefault(_name, str(Path(sys.prefix) / "share" / "fer_ros" / "config" / "fastdds_large_images.xml"))
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -134,8 +134,8 @@ def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros
     assert values["detect_every"] == 7 and values["detector"] == "none"
     assert values["checkpoint"] == str(small_checkpoint)
     environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")
-    assert any(e.startswith(b"FASTDDS_DEFAULT_PROFILES_FILE=") and e.endswith(b"fastdds_large_images.xml")
-               for e in environ)
+    for name in (b"FASTDDS_DEFAULT_PROFILES_FILE=", b"FASTRTPS_DEFAULT_PROFILES_FILE="):  # Fast DDS 3 and 2
+        assert any(e.startswith(name) and e.endswith(b"fastdds_large_images.xml") for e in environ)
     assert node.stop(signal.SIGTERM) == 0, node.output()
     assert "Traceback" not in node.output()
 
@@ -194,16 +194,20 @@ def test_cuda_with_cpu_fallback_runs_on_the_cpu_and_says_so(spawn, small_checkpo
 def test_print_env_exports_the_profile_and_the_allocator_setting():
     from fer_ros.ros.dds import GLIBC_TUNABLES
 
-    env = {k: v for k, v in os.environ.items() if k not in ("FASTDDS_DEFAULT_PROFILES_FILE", "GLIBC_TUNABLES")}
+    names = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")  # Fast DDS 3, Fast DDS 2 (Jazzy)
+    env = {k: v for k, v in os.environ.items() if k not in (*names, "GLIBC_TUNABLES")}
     out = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"],
                          capture_output=True, text=True, check=True, env=env).stdout.splitlines()
-    assert len(out) == 2 and out[1] == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
-    assert out[0].startswith("export FASTDDS_DEFAULT_PROFILES_FILE=") and out[0].endswith("fastdds_large_images.xml")
-    assert os.path.isfile(out[0].split("=", 1)[1].strip("'"))
-    # A profile the user chose is kept, by the launch file and fer-ros run alike.
-    mine = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"], capture_output=True,
-                          text=True, check=True, env=dict(env, FASTDDS_DEFAULT_PROFILES_FILE="/etc/my.xml")).stdout
-    assert "export FASTDDS_DEFAULT_PROFILES_FILE=/etc/my.xml" in mine
+    assert len(out) == 3 and out[2] == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
+    profile = out[0].split("=", 1)[1]
+    assert [line.split("=", 1)[0] for line in out[:2]] == [f"export {name}" for name in names]
+    assert out[1].split("=", 1)[1] == profile and profile.endswith("fastdds_large_images.xml")
+    assert os.path.isfile(profile.strip("'"))
+    # A profile the user chose, under either name, is kept and given both names.
+    for name in names:
+        mine = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"], capture_output=True,
+                              text=True, check=True, env=dict(env, **{name: "/etc/my.xml"})).stdout
+        assert all(f"export {n}=/etc/my.xml" in mine for n in names), mine
 
 
 def test_rclpy_is_imported_only_where_ros_starts():

@@ -32,13 +32,20 @@ def tune_allocator() -> bool:
         bool(libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024))
 
 
+# Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) only the second: with just
+# the first set, Jazzy keeps its 512 KB shared-memory segment and loses most 640x480 frames.
+PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
 def large_image_env(base: dict | None = None) -> dict:
     """Environment for a child process that publishes or receives camera images.
 
-    A profile the user already chose is kept.
+    A profile the user already chose (under either name) is kept, and given both names.
     """
     env = dict(os.environ if base is None else base)
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_file(PROFILE)))
+    profile = next((env[name] for name in PROFILE_VARS if env.get(name)), str(config_file(PROFILE)))
+    for name in PROFILE_VARS:
+        env.setdefault(name, profile)
     if "GLIBC_TUNABLES" not in env:
         env["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     return env

@@ -15,6 +15,8 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
+from fer_ros.ros.dds import profile_variable
+
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=268435456"
 
 
@@ -46,12 +48,10 @@ def generate_launch_description():
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fer.yaml"),
                               description="Node parameters"),
         # A profile or allocator setting already in the environment is the user's choice: kept.
-        # Fast DDS 3 (Kilted) reads FASTDDS_..., Fast DDS 2 (Humble, Jazzy) FASTRTPS_...: set both.
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
+        # Fast DDS 3 (Kilted on) reads FASTDDS_..., Fast DDS 2 (Humble, Jazzy) FASTRTPS_...
+        SetEnvironmentVariable(profile_variable(), EnvironmentVariable(
             "FASTDDS_DEFAULT_PROFILES_FILE", default_value=EnvironmentVariable(
                 "FASTRTPS_DEFAULT_PROFILES_FILE", default_value=os.path.join(share, "config", "fastdds_large_images.xml")))),
-        SetEnvironmentVariable("FASTRTPS_DEFAULT_PROFILES_FILE", EnvironmentVariable(
-            "FASTRTPS_DEFAULT_PROFILES_FILE", default_value=EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE"))),
         SetEnvironmentVariable("GLIBC_TUNABLES", EnvironmentVariable("GLIBC_TUNABLES", default_value=GLIBC_TUNABLES)),
         OpaqueFunction(function=fer_node),
     ])

@@ -15,14 +15,14 @@ import pytest
 # One DDS domain per test run, claimed (a lock file per id) so that concurrent runs, demos and
 # benchmarks on one host never share a graph; traffic kept on this machine. Set before anything
 # imports rclpy; child processes inherit it.
-from fer_ros.ros.dds import private_graph  # noqa: E402 (plain Python: no rclpy import)
+from fer_ros.ros.dds import private_graph, profile_variable  # noqa: E402 (plain Python: no rclpy import)
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 private_graph()
 # Camera-sized frames leave this process as they would leave a camera driver: with the shipped
 # Fast DDS profile (tests that need the default transport remove it for their own child).
-for _name in ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"):  # Fast DDS 3 and 2 (Jazzy)
-    os.environ.setdefault(_name, str(Path(sys.prefix) / "share" / "fer_ros" / "config" / "fastdds_large_images.xml"))
+os.environ.setdefault(profile_variable(), str(Path(sys.prefix) / "share" / "fer_ros" / "config"
+                                              / "fastdds_large_images.xml"))
 
 REPO = Path(__file__).resolve().parents[1]
 

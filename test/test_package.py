@@ -1,6 +1,7 @@
 """The package as users get it: package.xml, installed files, params file, launch file, commands."""
 
 import ast
+import importlib.metadata
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fer_ros.ros.dds import profile_variable
 from fer_ros.ros.params import PARAMS
 from fer_ros.paths import share_dir
 
@@ -88,7 +90,8 @@ def test_launch_file_names_the_installed_executable_params_file_and_profile():
     assert {"config", "fer.yaml", "fastdds_large_images.xml"} <= strings
     assert (share_dir() / "config" / "fer.yaml").is_file()
     assert "generate_launch_description" in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert "FASTDDS_DEFAULT_PROFILES_FILE" in strings and "GLIBC_TUNABLES" in strings
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in strings and "FASTRTPS_DEFAULT_PROFILES_FILE" in strings
+    assert "GLIBC_TUNABLES" in strings
 
 
 def test_launch_file_sets_only_declared_parameters():
@@ -134,8 +137,8 @@ def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros
     assert values["detect_every"] == 7 and values["detector"] == "none"
     assert values["checkpoint"] == str(small_checkpoint)
     environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")
-    for name in (b"FASTDDS_DEFAULT_PROFILES_FILE=", b"FASTRTPS_DEFAULT_PROFILES_FILE="):  # Fast DDS 3 and 2
-        assert any(e.startswith(name) and e.endswith(b"fastdds_large_images.xml") for e in environ)
+    name = f"{profile_variable()}=".encode()  # the variable this Fast DDS reads (FASTRTPS_... on Jazzy)
+    assert any(e.startswith(name) and e.endswith(b"fastdds_large_images.xml") for e in environ)
     assert node.stop(signal.SIGTERM) == 0, node.output()
     assert "Traceback" not in node.output()
 
@@ -194,20 +197,27 @@ def test_cuda_with_cpu_fallback_runs_on_the_cpu_and_says_so(spawn, small_checkpo
 def test_print_env_exports_the_profile_and_the_allocator_setting():
     from fer_ros.ros.dds import GLIBC_TUNABLES
 
-    names = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")  # Fast DDS 3, Fast DDS 2 (Jazzy)
-    env = {k: v for k, v in os.environ.items() if k not in (*names, "GLIBC_TUNABLES")}
+    from fer_ros.ros.dds import PROFILE_VARS, profile_variable
+
+    # The variable this environment's Fast DDS reads: FASTDDS_... from Kilted on, FASTRTPS_... on Jazzy.
+    wanted = PROFILE_VARS[0] if int(importlib.metadata.version("ros-rclpy").split(".")[0]) >= 9 else PROFILE_VARS[1]
+    assert profile_variable() == wanted
+    env = {k: v for k, v in os.environ.items() if k not in (*PROFILE_VARS, "GLIBC_TUNABLES", "ROS_DISTRO")}
     out = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"],
                          capture_output=True, text=True, check=True, env=env).stdout.splitlines()
-    assert len(out) == 3 and out[2] == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
-    profile = out[0].split("=", 1)[1]
-    assert [line.split("=", 1)[0] for line in out[:2]] == [f"export {name}" for name in names]
-    assert out[1].split("=", 1)[1] == profile and profile.endswith("fastdds_large_images.xml")
-    assert os.path.isfile(profile.strip("'"))
-    # A profile the user chose, under either name, is kept and given both names.
-    for name in names:
+    assert len(out) == 2 and out[1] == f"export GLIBC_TUNABLES={GLIBC_TUNABLES}"
+    assert out[0].startswith(f"export {wanted}=") and out[0].endswith("fastdds_large_images.xml")
+    assert os.path.isfile(out[0].split("=", 1)[1].strip("'"))
+    # A profile the user chose, under either name, is kept, under the name that counts here.
+    for name in PROFILE_VARS:
         mine = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"], capture_output=True,
                               text=True, check=True, env=dict(env, **{name: "/etc/my.xml"})).stdout
-        assert all(f"export {n}=/etc/my.xml" in mine for n in names), mine
+        assert f"export {wanted}=/etc/my.xml" in mine, mine
+    # A sourced ROS install names its distribution: Jazzy is Fast DDS 2, Kilted Fast DDS 3.
+    for distro, name in (("jazzy", PROFILE_VARS[1]), ("humble", PROFILE_VARS[1]), ("kilted", PROFILE_VARS[0])):
+        out = subprocess.run([str(Path(sys.executable).parent / "fer-ros"), "run", "--print-env"], capture_output=True,
+                             text=True, check=True, env=dict(env, ROS_DISTRO=distro)).stdout
+        assert out.startswith(f"export {name}="), (distro, out)
 
 
 def test_rclpy_is_imported_only_where_ros_starts():

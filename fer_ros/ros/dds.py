@@ -10,6 +10,7 @@ driver) must load the profile: setting it only in the subscriber changes nothing
 
 import ctypes
 import fcntl
+import importlib.metadata
 import os
 import random
 import tempfile
@@ -32,20 +33,34 @@ def tune_allocator() -> bool:
         bool(libc.mallopt(_M_TRIM_THRESHOLD, 256 * 1024 * 1024))
 
 
-# Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) only the second: with just
-# the first set, Jazzy keeps its 512 KB shared-memory segment and loses most 640x480 frames.
+# Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) only the second. With the
+# wrong one, Jazzy keeps its 512 KB shared-memory segment and loses most 640x480 frames; with both,
+# Kilted warns in every process that the second is deprecated. So only the one that counts is set.
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+
+
+def profile_variable() -> str:
+    """The variable this environment's Fast DDS reads its XML profile from: by ROS_DISTRO in a
+    sourced ROS install, else by the rclpy wheel's version (9 = Kilted, the first with Fast DDS 3)."""
+    distro = os.environ.get("ROS_DISTRO", "")
+    if distro:
+        return PROFILE_VARS[1] if distro in FAST_DDS_2_DISTROS else PROFILE_VARS[0]
+    try:
+        major = int(importlib.metadata.version("ros-rclpy").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return PROFILE_VARS[0]
+    return PROFILE_VARS[0] if major >= 9 else PROFILE_VARS[1]
 
 
 def large_image_env(base: dict | None = None) -> dict:
     """Environment for a child process that publishes or receives camera images.
 
-    A profile the user already chose (under either name) is kept, and given both names.
+    A profile the user already chose (under either name) is kept, under the name that counts here.
     """
     env = dict(os.environ if base is None else base)
     profile = next((env[name] for name in PROFILE_VARS if env.get(name)), str(config_file(PROFILE)))
-    for name in PROFILE_VARS:
-        env.setdefault(name, profile)
+    env.setdefault(profile_variable(), profile)
     if "GLIBC_TUNABLES" not in env:
         env["GLIBC_TUNABLES"] = GLIBC_TUNABLES
     return env

@@ -11,7 +11,7 @@ import sys
 
 from fer_ros.errors import ConfigError
 from fer_ros.paths import config_file
-from fer_ros.ros.dds import PROFILE_VARS, large_image_env
+from fer_ros.ros.dds import large_image_env, profile_variable
 
 
 def add_arguments(parser) -> None:
@@ -44,7 +44,7 @@ def node_command(args) -> list[str]:
 def run(args) -> int:
     if args.print_env:  # what this shell has already chosen stays chosen
         env = large_image_env()
-        for key in (*PROFILE_VARS, "GLIBC_TUNABLES"):
+        for key in (profile_variable(), "GLIBC_TUNABLES"):
             print(f"export {key}={shlex.quote(env[key])}")
         return 0
     if args.checkpoint:

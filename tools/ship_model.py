@@ -30,18 +30,29 @@ def main() -> int:
                         help="the run's wall time, when it was interrupted and resumed")
     args = parser.parse_args()
 
-    from fer_ros.model.checkpoint import checkpoint_id, read_meta
+    import torch
+
+    from fer_ros.model.checkpoint import checkpoint_id, load_checkpoint, read_meta, save_checkpoint
     from fer_ros.tools.bench import machine
     from fer_ros.training.evaluate import evaluate_checkpoint, format_table
 
     models, results = REPO / "models", REPO / "benchmarks" / "results" / args.name
     results.mkdir(parents=True, exist_ok=True)
     shipped = models / f"{args.name}.safetensors"
-    shutil.copyfile(args.run / "best.safetensors", shipped)
-    shutil.copyfile(args.run / "config.yaml", models / f"{args.name}.yaml")
+    # The repository names no machine's paths: the data root becomes "<dir>/<its folder name>" in the
+    # checkpoint's resolved config and in the config beside it (the weights are copied unchanged).
+    model, meta = load_checkpoint(args.run / "best.safetensors")
+    root = meta.train_config["data"]["root"]
+    meta.train_config["data"]["root"] = shown = f"<dir>/{Path(root).name}"
+    save_checkpoint(shipped, model, meta, dtype=torch.float16)
+    text = (args.run / "config.yaml").read_text().replace(f"root: {root}", f"root: {shown}")
+    (models / f"{args.name}.yaml").write_text(text)
     for plot in ("curves.png",):
         shutil.copyfile(args.run / plot, results / plot)
     metrics = evaluate_checkpoint(shipped, args.format, args.data, args.split, out_dir=results)
+    saved = results / "metrics.json"
+    saved.write_text(saved.read_text().replace(str(shipped), f"models/{shipped.name}")
+                     .replace(str(args.data).rstrip("/"), f"<dir>/{Path(args.data).name}"))
     print(format_table(metrics))
     history = json.loads((args.run / "history.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())

@@ -86,11 +86,17 @@ class Harness:
                 break
         return key
 
-    def call(self, client, request, timeout=20.0):
+    def call(self, client, request, timeout=20.0, retry=False):
+        """One service call. `retry` (idempotent requests only): ask again every 5 s, because right
+        after discovery a server can answer before it has matched our reply reader and the reply is lost."""
         assert client.wait_for_service(timeout)
-        future = client.call_async(request)
-        self.ros.spin_until_future_complete(self.node, future, timeout_sec=timeout)
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            wait = min(5.0, deadline - time.monotonic()) if retry else timeout
+            self.ros.spin_until_future_complete(self.node, future, timeout_sec=wait)
+            if future.result() is not None or not retry or time.monotonic() >= deadline:
+                return future.result()
 
     def status(self, since: float, timeout: float = 10.0):
         """The first diagnostics status of this harness's node published after `since` (monotonic)."""
@@ -110,7 +116,7 @@ class Harness:
         return found[-1]
 
     def lifecycle_state(self) -> str:
-        return self.call(self.state, GetState.Request()).current_state.label
+        return self.call(self.state, GetState.Request(), retry=True).current_state.label
 
     def transition(self, transition_id: int) -> bool:
         return self.call(self.lifecycle, ChangeState.Request(transition=Transition(id=transition_id))).success
@@ -122,7 +128,7 @@ class Harness:
     def set_params(self, **values):
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                     for k, v in values.items()])
-        return self.call(self.params, request).results
+        return self.call(self.params, request, retry=True).results
 
 
 @pytest.fixture(scope="module")

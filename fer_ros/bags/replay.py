@@ -222,7 +222,7 @@ def play_and_listen(bag: Path, topic: str, on_result, rate: float = 1.0, listene
 def prepare_process() -> None:
     """This process publishes camera images: large-image profile and allocator, before rclpy."""
     name = profile_variable()
-    os.environ.setdefault(name, large_image_env(dict(os.environ))[name])
+    os.environ.setdefault(name, large_image_env()[name])
     tune_allocator()
 
 

@@ -273,7 +273,7 @@ def main() -> None:
     parser.add_argument("--size", default="640x480", help="frame size WIDTHxHEIGHT (default 640x480)")
     parser.add_argument("--faces", type=int, default=1, help="faces per frame, side by side (default 1)")
     parser.add_argument("--crop", type=int, default=0, help="send square face crops of this size instead")
-    parser.add_argument("--detector", default="haar")
+    parser.add_argument("--detector", default="auto", help="the node's detector parameter (default auto, as shipped)")
     parser.add_argument("--checkpoint", default="", help="checkpoint to run (default: the shipped model)")
     parser.add_argument("--random-input-size", type=int, default=0,
                         help="run random MiT-b0 weights at this input size instead (speed only)")

@@ -6,7 +6,10 @@ import pytest
 import skimage.data
 
 from fer_ros.inference.engine import Engine
-from fer_ros.inference.faces import DetectorOptions, HaarDetector, expand_box, make_detector
+from fer_ros.inference import faces as faces_module
+from fer_ros.inference.crops import FRAMINGS, face_crop, framed_region
+from fer_ros.inference.faces import (DetectorOptions, Face, HaarDetector, YuFaceDetector, expand_box, make_detector,
+                                     resolve_detector)
 from fer_ros.errors import ConfigError
 from fer_ros.inference.pipeline import FOLLOW_SIZE, UNKNOWN, Pipeline, PipelineOptions
 from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
@@ -40,9 +43,9 @@ class FixedEngine:
 
 
 def test_haar_finds_the_real_face():
-    boxes = HaarDetector(DetectorOptions())(astronaut_frame())
-    assert len(boxes) == 1
-    x, y, w, h = boxes[0]
+    faces = HaarDetector(DetectorOptions())(astronaut_frame())
+    assert len(faces) == 1 and faces[0].landmarks is None
+    x, y, w, h = faces[0].box
     cx, cy = x + w / 2, y + h / 2
     assert abs(cx - ASTRONAUT_FACE_CENTRE[0]) < 30 and abs(cy - ASTRONAUT_FACE_CENTRE[1]) < 30
     assert 60 < w < 160
@@ -72,10 +75,11 @@ def two_faces_frame(big: int = 300, small: int = 200) -> np.ndarray:
 
 def test_several_faces_come_largest_first_and_max_faces_keeps_the_largest():
     frame = two_faces_frame()  # small faces: searched at full resolution
-    both = HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0))(frame)
+    both = [f.box for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0))(frame)]
     assert len(both) == 2
     assert both[0][2] * both[0][3] > both[1][2] * both[1][3] and both[0][0] > 320 > both[1][0]  # big one first
-    assert HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0, max_faces=1))(frame) == both[:1]
+    assert [f.box for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0, max_faces=1))(frame)] \
+        == both[:1]
 
 
 def test_expand_box_is_clipped_to_the_frame():
@@ -142,8 +146,8 @@ def test_faces_are_followed_between_full_detections():
 def test_haar_size_bounds_keep_or_exclude_a_face():
     frame = astronaut_frame()
     haar = HaarDetector(DetectorOptions())
-    (box,) = haar(frame)
-    side = max(box[2:])
+    (face,) = haar(frame)
+    side = max(face.box[2:])
     assert len(haar(frame, (side / 1.5, side * 1.5))) == 1
     assert haar(frame, (side * 1.6, side * 3)) == []  # only larger faces wanted
     assert haar(frame, (10, side / 1.6)) == []  # only smaller faces wanted
@@ -168,7 +172,7 @@ def test_options_from_node_params_ignore_other_keys_cast_and_check():
     assert options.detect_every == PipelineOptions().detect_every  # not given: the default
     with pytest.raises(ConfigError, match="detect_every takes an integer"):
         from_params(PipelineOptions, {"detect_every": 2.5})
-    with pytest.raises(ConfigError, match="detector must be one of haar, yunet, none"):
+    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none"):
         from_params(PipelineOptions, {"detector": "magic"})
     with pytest.raises(ConfigError, match="track_iou must be within 0..1"):
         from_params(PipelineOptions, {"track_iou": 1.5})

@@ -335,3 +335,66 @@ def test_no_resume_starts_over(tmp_path):
     assert [h["epoch"] for h in json.loads((tmp_path / "run" / "history.json").read_text())] == [1, 2, 3]
     assert main([*args, "--epochs", "1", "--no-resume"]) == 0  # starts over
     assert [h["epoch"] for h in json.loads((tmp_path / "run" / "history.json").read_text())] == [1]
+
+
+def write_faces_folder(root: Path, per_class: dict, side: int = 40, seed: int = 0) -> Path:
+    """An image-folder set <root>/train|val/<class>/*.jpg of random grey faces."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for name, n in per_class.items():
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                cv2.imwrite(str(folder / f"{i}.jpg"), rng.integers(0, 256, (side, side), dtype=np.uint8))
+    return root
+
+
+def test_extra_training_faces_join_the_training_set_balanced_by_class(tmp_path):
+    """data.extra_train: a second set's training faces join (validation stays the main set's), and the
+    class-balanced sampler balances by class across both sets."""
+    from fer_ros.labels import FER7
+    from fer_ros.training.train import start
+
+    main = write_faces_folder(tmp_path / "main", {c: 3 for c in FER7}, side=48)
+    extra = write_faces_folder(tmp_path / "extra", {"happy": 30, "neutral": 30, "fear": 1}, side=128, seed=1)
+    cfg = load_config(None, {"data.format": "fer2013_folder", "data.root": str(main), "data.input_size": 32,
+                             "data.extra_train": str(extra), "train.balance": "sampler", "train.batch_size": 8,
+                             "train.out_dir": str(tmp_path / "run"), "train.threads": 1, "model.drop_rate": 0.0})
+    run = start(cfg)
+    assert len(run.train_set) == 7 * 3 + 61 and len(run.val_set) == 7 * 3
+    counts = run.train_set.class_counts()
+    assert counts[FER7.index("happy")] == 33 and counts[FER7.index("fear")] == 4
+    drawn = torch.bincount(run.train_set.hard_targets()[torch.tensor(list(iter(run.sampler)))], minlength=7)
+    assert drawn.min() > 0 and drawn.max() / drawn.min() < 3  # balanced, not 33:3
+    with pytest.raises(ConfigError, match="data.extra_train: no such folder"):
+        train(load_config(None, {"data.format": "fer2013_folder", "data.root": str(main),
+                                 "data.extra_train": str(tmp_path / "nope")}), progress=False)
+
+
+def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, small_checkpoint):
+    from fer_ros.training.train import build
+
+    model, meta = load_checkpoint(small_checkpoint)
+    cfg = load_config(None, {"model.init": str(small_checkpoint), "model.drop_rate": 0.0})
+    cfg.data.input_size = meta.preprocess.input_size
+    started = build(cfg, len(meta.labels))
+    for (name, a), b in zip(model.state_dict().items(), started.state_dict().values()):
+        assert torch.equal(a.float(), b), name
+    with pytest.raises(ConfigError, match="model.init: no such checkpoint"):
+        train(load_config("synthetic", {"model.init": str(tmp_path / "none.safetensors")}), progress=False)
+
+
+def test_camera_augmentations_change_the_batch_and_stay_in_range():
+    imgs = torch.randint(0, 256, (16, 48, 48, 1), dtype=torch.uint8)
+    kw = dict(size=48, color="gray", mean=(0.0,) * 3, std=(1.0,) * 3)
+    still = AugmentConfig(flip=False, rotate=0)
+    plain = prepare_batch(imgs, augment=still, **kw)
+    for change in ({"aspect": 0.2}, {"blur": 1.0}, {"noise": 0.1}, {"gamma": 0.5}):
+        g = torch.Generator().manual_seed(0)
+        x = prepare_batch(imgs, augment=AugmentConfig(flip=False, rotate=0, **change), generator=g, **kw)
+        assert x.shape == plain.shape and torch.isfinite(x).all(), change
+        assert x.min() >= 0 and x.max() <= 1, change
+        assert not torch.allclose(x, plain, atol=1e-3), change

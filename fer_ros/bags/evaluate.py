@@ -132,6 +132,8 @@ def load_pipeline(params: dict):
                                  warn=lambda text: print(f"fer-ros bag-eval: {text}", file=sys.stderr))
     try:
         pipeline = Pipeline(engine, pipeline_options)
+        if pipeline.detector_note:
+            print(f"fer-ros bag-eval: {pipeline.detector_note}", file=sys.stderr)
         engine.warmup()
     except BaseException:
         engine.close()
@@ -216,7 +218,8 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
     return rows, skipped
 
 
-def build_report(rows, skipped, truth, labels, engine, params, out: Path, title: str, elapsed: float) -> dict:
+def build_report(rows, skipped, truth, labels, engine, pipeline, params, out: Path, title: str,
+                 elapsed: float) -> dict:
     """report.json's content; writes frames.csv, timeline.png and (with truth) the confusion matrix."""
     with open(out / "frames.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIXED + [f"p_{c}" for c in labels], restval="")
@@ -232,8 +235,9 @@ def build_report(rows, skipped, truth, labels, engine, params, out: Path, title:
     return {
         "title": title, "model": engine.model_id, "labels": labels, "device": engine.device,
         "backend": engine.backend,
-        "pipeline": {k: params[k] for k in ("detector", "detect_every", "smoothing", "confidence_threshold")
-                     if k in params},
+        "pipeline": {**{k: params[k] for k in ("detector", "detect_every", "face_crop", "face_margin", "smoothing",
+                                               "confidence_threshold") if k in params},
+                     "detector_used": pipeline.detector_name},
         "frames": {"total": len(rows), "processed": len(done), "skipped": sum(skipped.values()),
                    "with_face": sum(1 for p in predicted if p != NO_FACE)},
         "skipped_reasons": dict(skipped.most_common()),
@@ -273,7 +277,7 @@ def evaluate(args) -> tuple[dict, Path]:
                 if not any(r.get("status") == "ok" for r in rows):
                     reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or "the topic is empty"
                     raise BagError(f"no frame of {topic} could be processed, nothing written: {reasons}")
-                report = build_report(rows, skipped, truth, pipeline.labels, engine, params, tmp,
+                report = build_report(rows, skipped, truth, pipeline.labels, engine, pipeline, params, tmp,
                                       f"{bag.name} {topic} - {engine.model_id}", time.perf_counter() - started)
                 report.update(bag=str(args.bag), topic=topic)
                 write_report(report, tmp)

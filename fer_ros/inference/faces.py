@@ -1,10 +1,18 @@
 """Face detectors: where the faces are in a frame.
 
-Each detector maps an RGB frame to boxes (x, y, w, h) in the frame's pixels, largest first.
-`make_detector` builds one from plain options, so the node, the bag evaluator and the demo
-configure detection the same way.
+Each detector maps an RGB frame to `Face`s (a box in the frame's pixels, and the five landmarks
+when the detector gives them), largest first. `make_detector` builds one from plain options, so
+the node, the bag evaluator, the Python API and the benchmarks configure detection the same way.
+
+`auto` (the default) is YuNet from the `yuface` wheel where it imports (x86-64, CPython <= 3.11),
+else OpenCV's Haar cascade. YuNet finds turned, tilted and small faces that the 2001 cascade
+misses, in a fraction of its time (benchmarks/faces.py).
 """
 
+from __future__ import annotations
+
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +24,48 @@ from fer_ros.options import option
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
-DETECTORS = ("haar", "yunet", "none")
+DETECTORS = ("auto", "yuface", "yunet", "haar", "none")
 YUNET_SCORE_THRESHOLD = 0.7  # OpenCV's own default for FaceDetectorYN
+# yuface at 0.5 (its own default) found 31 of 32 faces with no false box in the detector study;
+# the benchmark frames gave no false box either (benchmarks/results/faces.json).
+YUFACE_SCORE_THRESHOLD = 0.5
+YUFACE_MAX_SIDE = 960  # libfacedetection warns that larger inputs degrade detection
 FOLLOW_MIN_SIDE = 36  # pixels a followed face keeps in the shrunk window (the cascade's window is 24)
+# YuNet's smallest anchors are 10-16 px: a followed face shrunk to this size is still found
+# reliably, and its window then costs well under a millisecond.
+FOLLOW_CNN_SIDE = 64
+# The smallest face YuNet finds reliably in the image it searches: 48 px news-photo faces in 640x480
+# frames were found 71 % of the time at 24 px, 90 % at 32 px (benchmarks/results/faces.json). The
+# whole-frame search is never shrunk so far that a face of min_face_size falls below it.
+CNN_MIN_SIDE = 27
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face. `landmarks`: (5, 2) float32 in the frame's pixels, in the image's left-to-right
+    order: eye, eye, nose tip, mouth corner, mouth corner (None when the detector gives none)."""
+
+    box: Box
+    landmarks: np.ndarray | None = None
+    score: float = 1.0
+
+    def moved(self, dx: float, dy: float) -> "Face":
+        """The same face in a frame whose origin is (-dx, -dy) from this one's."""
+        x, y, w, h = self.box
+        landmarks = None if self.landmarks is None else self.landmarks + np.float32((dx, dy))
+        return Face((int(x + dx), int(y + dy), w, h), landmarks, self.score)
 
 
 @dataclass(frozen=True)
 class DetectorOptions:
-    detector: str = option("haar", "Face detector: haar (OpenCV cascade), yunet (needs yunet_model) or none "
-                           "(frames are face crops)", choices=DETECTORS)
+    detector: str = option("auto", "Face detector: auto (yuface where it imports, else haar), yuface (YuNet "
+                           "CNN from the yuface wheel), yunet (OpenCV's FaceDetectorYN, needs yunet_model), haar "
+                           "(OpenCV cascade) or none (frames are face crops)", choices=DETECTORS)
     yunet_model: str = option("", "Local path of a YuNet .onnx file (detector yunet)")
-    # Haar's cost grows with the pixel count: detection runs on a shrunk copy of the frame.
-    detect_scale: float = option(0.5, "Detect on the frame shrunk by this factor (speed)", 0.05, 1.0)
-    min_face_size: int = option(48, "Smallest face to report, pixels of the full frame", 8, 4096)
+    # A detector's cost grows with the pixel count: the whole-frame search runs on a shrunk copy.
+    detect_scale: float = option(0.5, "Search the whole frame shrunk by this factor (speed)", 0.05, 1.0)
+    min_face_size: int = option(40, "Smallest face to report, pixels of the full frame (a CNN detector searches "
+                                "the frame at least as large as finds it reliably)", 8, 4096)
     max_faces: int = option(5, "At most this many faces per frame, largest first", 1, 64)
     haar_scale_factor: float = option(1.2, "Haar cascade scale step", 1.01, 2.0)
     haar_min_neighbors: int = option(5, "Haar cascade neighbours needed to accept a face", 1, 50)
@@ -47,9 +84,16 @@ def grow(boxes, scale: float) -> list[tuple[float, float, float, float]]:
     return [(x / scale, y / scale, w / scale, h / scale) for x, y, w, h in boxes]
 
 
-def largest_first(boxes, max_faces: int) -> list[Box]:
-    boxes = sorted((tuple(int(v) for v in box) for box in boxes), key=lambda b: b[2] * b[3], reverse=True)
-    return boxes[:max_faces]
+def clip_box(box, width: int, height: int) -> Box:
+    """A box as whole pixels inside a width x height frame (a CNN's box may cross the frame's edge)."""
+    x, y, w, h = box
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+
+
+def largest_first(faces, max_faces: int) -> list[Face]:
+    return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)[:max_faces]
 
 
 class WholeImage:
@@ -57,9 +101,9 @@ class WholeImage:
 
     name = "none"
 
-    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
         height, width = rgb.shape[:2]
-        return [(0, 0, width, height)]
+        return [Face((0, 0, width, height))]
 
 
 class HaarDetector:
@@ -72,11 +116,11 @@ class HaarDetector:
         path = Path(data.haarcascades) / "haarcascade_frontalface_default.xml" if data else None
         if path is None or not path.is_file():
             raise ConfigError("OpenCV's Haar cascades are missing: install opencv-python-headless<5 "
-                               "(OpenCV 5 removed them), or use detector 'yunet' or 'none'")
+                              "(OpenCV 5 removed them), or use detector 'yuface', 'yunet' or 'none'")
         self.cascade = cv2.CascadeClassifier(str(path))
         self.options = options
 
-    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
         """`sizes`: only faces whose side lies in (smallest, largest) full-frame pixels, when known.
         A cascade's cost is its pyramid levels, so a bounded range costs a few levels, not all."""
         opts = self.options
@@ -92,7 +136,87 @@ class HaarDetector:
         found = self.cascade.detectMultiScale(gray, scaleFactor=opts.haar_scale_factor,
                                               minNeighbors=opts.haar_min_neighbors,
                                               minSize=(min_side, min_side), maxSize=(max_side, max_side))
-        return largest_first(grow(np.asarray(found).reshape(-1, 4), scale), opts.max_faces)
+        height, width = rgb.shape[:2]
+        faces = [Face(clip_box(b, width, height)) for b in grow(np.asarray(found).reshape(-1, 4), scale)]
+        return largest_first(faces, opts.max_faces)
+
+
+def cnn_scale(options: DetectorOptions, shape, sizes: tuple[float, float] | None) -> float:
+    """How far a CNN detector shrinks its input: `detect_scale` for a whole-frame search (but no
+    further than keeps a face of min_face_size at CNN_MIN_SIDE pixels), as far as keeps a followed face
+    at FOLLOW_CNN_SIDE pixels for a window search; never larger than life."""
+    if sizes is None:
+        scale = max(options.detect_scale, CNN_MIN_SIDE / options.min_face_size)
+    else:
+        scale = FOLLOW_CNN_SIDE / max(sizes[0], 1.0)
+    return min(1.0, scale, YUFACE_MAX_SIDE / max(shape[0], shape[1], 1))
+
+
+def cnn_faces(rows: np.ndarray, scale: float, options: DetectorOptions, shape,
+              sizes: tuple[float, float] | None) -> list[Face]:
+    """Rows of (score 0-1, x, y, w, h, 10 landmark values) found on a copy shrunk by `scale` -> Faces
+    in the full frame, at least min_face_size (and inside `sizes` when given), largest first."""
+    height, width = shape[:2]
+    smallest, largest = sizes if sizes else (options.min_face_size, float("inf"))
+    smallest = max(smallest, options.min_face_size)
+    faces = []
+    for row in np.asarray(rows, np.float32).reshape(-1, 15):
+        x, y, w, h = (float(v) / scale for v in row[1:5])
+        if not smallest <= max(w, h) <= largest:
+            continue
+        box = clip_box((x, y, w, h), width, height)
+        if box[2] > 1 and box[3] > 1:
+            faces.append(Face(box, (row[5:15].reshape(5, 2) / scale).astype(np.float32), float(row[0])))
+    return largest_first(faces, options.max_faces)
+
+
+_yuface_lock = threading.Lock()
+_yuface_detect = None
+
+
+def load_yuface():
+    """yuface's detect function, imported once. It bundles its own OpenMP runtime, which reads
+    OMP_NUM_THREADS when it loads: one thread unless the environment says otherwise, so detection
+    keeps to the one core the node gives it and the model keeps the rest."""
+    global _yuface_detect
+    with _yuface_lock:
+        if _yuface_detect is None:
+            had = "OMP_NUM_THREADS" in os.environ
+            if not had:
+                os.environ["OMP_NUM_THREADS"] = "1"
+            try:
+                import yuface
+            except (ImportError, OSError) as err:
+                raise ConfigError(f"detector 'yuface' needs the yuface package (pip install yuface; wheels for "
+                                  f"x86-64 CPython 3.10/3.11 only): {err}") from None
+            finally:
+                if not had:
+                    del os.environ["OMP_NUM_THREADS"]
+            yuface.detect(np.zeros((64, 64, 3), np.uint8))  # its weights are set up on the first call: here, once
+            _yuface_detect = yuface.detect
+        return _yuface_detect
+
+
+class YuFaceDetector:
+    """YuNet (libfacedetection) with its weights compiled into the `yuface` wheel: nothing to download,
+    no model file to bring. Boxes and the five landmarks."""
+
+    name = "yuface"
+
+    def __init__(self, options: DetectorOptions):
+        self.detect = load_yuface()
+        self.options = options
+
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
+        scale = cnn_scale(self.options, rgb.shape, sizes)
+        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), scale)
+        if min(bgr.shape[:2]) < 8:
+            return []
+        scores, boxes, landmarks = self.detect(bgr, YUFACE_SCORE_THRESHOLD)
+        if len(boxes) == 0:
+            return []
+        rows = np.concatenate([scores[:, None] / 100.0, boxes, landmarks], axis=1)  # scores come x100
+        return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
 
 
 class YuNetDetector:
@@ -104,30 +228,43 @@ class YuNetDetector:
         path = Path(options.yunet_model).expanduser()
         if not options.yunet_model or not path.is_file():
             raise ConfigError(f"detector 'yunet' needs yunet_model, the path of a local YuNet .onnx file "
-                             f"(got {options.yunet_model!r})")
+                              f"(got {options.yunet_model!r})")
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), YUNET_SCORE_THRESHOLD)
         except cv2.error as err:
             raise ConfigError(f"cannot load YuNet model {path}: {err}") from None
         self.options = options
 
-    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Box]:
-        opts = self.options  # one pass finds every size: `sizes` changes nothing here
-        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), opts.detect_scale)
+    def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
+        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cnn_scale(self.options, rgb.shape, sizes))
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, faces = self.net.detect(bgr)
-        if faces is None:
+        _, found = self.net.detect(bgr)
+        if found is None:
             return []
-        boxes = [b for b in grow(faces[:, :4], scale) if min(b[2], b[3]) >= opts.min_face_size]
-        return largest_first(boxes, opts.max_faces)
+        rows = np.concatenate([found[:, 14:15], found[:, :14]], axis=1)  # x, y, w, h, 10 landmarks, score
+        return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
+
+
+def resolve_detector(name: str) -> tuple[str, str]:
+    """The detector `name` stands for, and a line saying why when that was a choice (`auto`)."""
+    if name != "auto":
+        return name, ""
+    try:
+        load_yuface()
+    except ConfigError as err:
+        return "haar", f"detector auto: yuface cannot be used here, using haar ({err})"
+    return "yuface", "detector auto: yuface (YuNet)"
 
 
 def make_detector(options: DetectorOptions):
-    if options.detector == "haar":
+    name, _ = resolve_detector(options.detector)
+    if name == "yuface":
+        return YuFaceDetector(options)
+    if name == "haar":
         return HaarDetector(options)
-    if options.detector == "yunet":
+    if name == "yunet":
         return YuNetDetector(options)
-    if options.detector == "none":
+    if name == "none":
         return WholeImage()
     raise ConfigError(f"unknown detector {options.detector!r}; choose one of {', '.join(DETECTORS)}")
 
@@ -136,9 +273,7 @@ def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
     """Grow a box by `margin` of its size on every side, clipped to the frame."""
     x, y, w, h = box
     dx, dy = int(round(w * margin)), int(round(h * margin))
-    x0, y0 = max(0, x - dx), max(0, y - dy)
-    x1, y1 = min(width, x + w + dx), min(height, y + h + dy)
-    return x0, y0, max(0, x1 - x0), max(0, y1 - y0)
+    return clip_box((x - dx, y - dy, w + 2 * dx, h + 2 * dy), width, height)
 
 
 def crop(rgb: np.ndarray, box: Box) -> np.ndarray:

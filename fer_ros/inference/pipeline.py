@@ -6,11 +6,13 @@ them repeats a step. It knows nothing of ROS: frames are RGB arrays, times are s
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from fer_ros.inference.faces import Box, DetectorOptions, crop, expand_box, largest_first, make_detector
+from fer_ros.inference.crops import CROPS, face_crop
+from fer_ros.inference.faces import (Box, DetectorOptions, Face, crop, expand_box, largest_first, make_detector,
+                                     resolve_detector)
 from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
 from fer_ros.options import option
 
@@ -26,6 +28,7 @@ class FaceResult:
     probabilities: np.ndarray  # float32, in the order of Pipeline.labels, sums to 1
     label: str  # arg-max label, or "unknown" below the confidence threshold
     confidence: float  # arg-max probability
+    landmarks: np.ndarray | None = None  # (5, 2) frame pixels when the detector gives them (faces.Face)
 
 
 @dataclass
@@ -42,7 +45,10 @@ class PipelineOptions(DetectorOptions, TrackerOptions):
     fer_node's parameters and bag-eval's params file fill it by the same names."""
 
     detect_every: int = option(3, "Search the whole frame every N frames; follow faces in between", 1, 100)
-    face_margin: float = option(0.2, "Grow each face box by this fraction per side before cropping", 0.0, 1.0)
+    face_crop: str = option("framed", "How a face is cropped for the model: framed (as its training faces were "
+                            "framed), box (the detector's box) or aligned (landmarks onto the training faces' "
+                            "median positions)", choices=CROPS)
+    face_margin: float = option(0.0, "Grow each face crop by this fraction per side", 0.0, 1.0)
     confidence_threshold: float = option(0.0, "Below this probability the label is 'unknown'", 0.0, 1.0)
     detect_async: bool = option(True, "While faces are followed, run the periodic full-frame search on a "
                                 "second thread instead of inside a frame (shorter latency tail)")
@@ -58,7 +64,7 @@ class BackgroundSearch:
         self.detector = make_detector(options)
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
-        self.found: list[Box] | None = None
+        self.found: list[Face] | None = None
 
     def submit(self, rgb: np.ndarray) -> bool:
         """Start a search of `rgb` (which must not change afterwards) unless one is running."""
@@ -77,7 +83,7 @@ class BackgroundSearch:
         with self.lock:
             self.found, self.thread = found, None
 
-    def take(self) -> list[Box] | None:
+    def take(self) -> list[Face] | None:
         """The boxes of a search that finished since the last call, or None."""
         with self.lock:
             found, self.found = self.found, None
@@ -105,45 +111,47 @@ class Pipeline:
     def __init__(self, engine, options: PipelineOptions = PipelineOptions()):
         self.engine = engine
         self.options = options
-        self.detector = make_detector(options)
+        # `auto` is resolved once, here: the note says what it chose (callers log it).
+        self.detector_name, self.detector_note = resolve_detector(options.detector)
+        self.detector = make_detector(replace(options, detector=self.detector_name))
         self.tracker = FaceTracker(options)
         self.frame_count = 0
-        self.boxes: list[Box] = []
+        self.faces: list[Face] = []
         use_thread = options.detect_async and self.detector.name != "none"
-        self.search = BackgroundSearch(options) if use_thread else None
+        self.search = BackgroundSearch(replace(options, detector=self.detector_name)) if use_thread else None
 
     @property
     def labels(self) -> list[str]:
         return list(self.engine.labels)
 
-    def find_faces(self, rgb: np.ndarray) -> tuple[list[Box], bool]:
+    def find_faces(self, rgb: np.ndarray) -> tuple[list[Face], bool]:
         periodic = self.frame_count % self.options.detect_every == 0
         self.frame_count += 1
-        if self.detector.name == "none" or not self.boxes or (periodic and self.search is None):
+        if self.detector.name == "none" or not self.faces or (periodic and self.search is None):
             return self.detector(rgb), True
-        followed = self.follow(rgb, self.boxes)
+        followed = self.follow(rgb, self.faces)
         found = self.search.take() if self.search is not None else None
         if found:
-            new = [box for box in found if all(iou(box, known) < NEW_FACE_IOU for known in followed)]
+            new = [f for f in found if all(iou(f.box, known.box) < NEW_FACE_IOU for known in followed)]
             followed = largest_first(followed + self.follow(rgb, new), self.options.max_faces)
         if periodic and self.search is not None:
             self.search.submit(rgb)
         return followed, found is not None
 
-    def follow(self, rgb: np.ndarray, boxes: list[Box]) -> list[Box]:
-        """Each box searched for again in a window around where it was."""
+    def follow(self, rgb: np.ndarray, faces: list[Face]) -> list[Face]:
+        """Each face searched for again in a window around where it was."""
         height, width = rgb.shape[:2]
         followed = []
-        for box in boxes:
-            wx, wy, ww, wh = expand_box(box, 0.5, width, height)
-            side = max(box[2], box[3])
+        for face in faces:
+            wx, wy, ww, wh = expand_box(face.box, 0.5, width, height)
+            side = max(face.box[2], face.box[3])
             # A face changes size little between two frames: searching 1/FOLLOW_SIZE..FOLLOW_SIZE times
-            # its last size skips most of the cascade's pyramid (the full search still sees every size).
+            # its last size skips most of a cascade's pyramid and lets a CNN search a shrunk window
+            # (the full search still sees every size).
             sizes = (side / FOLLOW_SIZE, side * FOLLOW_SIZE)
             found = self.detector(crop(rgb, (wx, wy, ww, wh)), sizes) if ww and wh else []
             if found:
-                x, y, w, h = found[0]
-                followed.append((x + wx, y + wy, w, h))
+                followed.append(found[0].moved(wx, wy))
         return followed
 
     def close(self) -> None:
@@ -155,22 +163,23 @@ class Pipeline:
         """Classify every face of one RGB frame; `now` (seconds) ages out lost faces."""
         now = time.monotonic() if now is None else now
         t0 = time.perf_counter()
-        boxes, detected = self.find_faces(rgb)
-        self.boxes = boxes
+        faces, detected = self.find_faces(rgb)
+        self.faces = faces
         t1 = time.perf_counter()
-        height, width = rgb.shape[:2]
-        regions = [expand_box(box, self.options.face_margin, width, height) for box in boxes]
-        keep = [i for i, r in enumerate(regions) if r[2] > 1 and r[3] > 1]
-        boxes = [boxes[i] for i in keep]
-        probs = self.engine.predict([crop(rgb, regions[i]) for i in keep]) if keep else None
+        opts = self.options
+        crops = [face_crop(rgb, face, self.detector_name, opts.face_crop, opts.face_margin) for face in faces]
+        keep = [i for i, c in enumerate(crops) if c.shape[0] > 1 and c.shape[1] > 1]
+        faces = [faces[i] for i in keep]
+        probs = self.engine.predict([crops[i] for i in keep]) if keep else None
         t2 = time.perf_counter()
         result = FrameResult(detect_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3, detected=detected)
         labels = self.labels
-        for box, track, p in zip(boxes, self.tracker.match(boxes, now), probs if probs is not None else []):
+        tracks = self.tracker.match([face.box for face in faces], now)
+        for face, track, p in zip(faces, tracks, probs if probs is not None else []):
             p = self.tracker.smooth(track, np.asarray(p, dtype=np.float32))
             best = int(np.argmax(p))
             confidence = float(p[best])
             label = labels[best] if confidence >= self.options.confidence_threshold else UNKNOWN
-            result.faces.append(FaceResult(box=box, face_id=track.face_id, probabilities=p,
-                                           label=label, confidence=confidence))
+            result.faces.append(FaceResult(box=face.box, face_id=track.face_id, probabilities=p,
+                                           label=label, confidence=confidence, landmarks=face.landmarks))
         return result

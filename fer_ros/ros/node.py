@@ -161,6 +161,8 @@ class FerNode(LifecycleNode):
         try:
             self.engine = Engine.from_options(self.options(EngineOptions), warn=self.get_logger().warning)
             self.pipeline = Pipeline(self.engine, self.options(PipelineOptions))
+            if self.pipeline.detector_note:
+                self.get_logger().info(self.pipeline.detector_note)
             self.engine.warmup()
             if self.param("detect_threads"):
                 cv2.setNumThreads(self.param("detect_threads"))
@@ -399,9 +401,11 @@ class FerNode(LifecycleNode):
                 "classify_p50_ms": f"{percentile(s.classify_ms, 50):.1f}",
             }
             s.window_start, s.window_received, s.window_processed, s.window_bad, s.window_stale = now, 0, 0, 0, 0
-        engine = self.engine
+        engine, pipeline = self.engine, self.pipeline
         if engine is not None:
             values.update(device=engine.device, backend=engine.backend, model=engine.model_id)
+        if pipeline is not None:
+            values.update(detector=pipeline.detector_name, face_crop=pipeline.options.face_crop)
         msg = DiagnosticArray(status=[status(self.get_name(), health, values, values.get("device", ""),
                                              node.stale_after, node.expected_rate, node.max_latency_ms)])
         msg.header.stamp = self.get_clock().now().to_msg()

@@ -57,7 +57,7 @@ class NodeOptions:
 
 # Model, then faces and results, then input and load: the order of config/fer.yaml.
 _ORDER = ("checkpoint", "device", "allow_cpu_fallback", "precision", "backend", "threads", "cpu_spin",
-          "detector", "yunet_model", "detect_scale", "detect_every", "min_face_size", "max_faces", "face_margin",
+          "detector", "yunet_model", "detect_scale", "detect_every", "min_face_size", "max_faces", "face_crop", "face_margin",
           "haar_scale_factor", "haar_min_neighbors", "smoothing", "smoothing_alpha", "smoothing_window",
           "track_iou", "track_timeout", "confidence_threshold")
 PARAMS: dict[str, Spec] = {s.name: s for s in specs(EngineOptions) + specs(PipelineOptions) + specs(NodeOptions)}

@@ -51,15 +51,18 @@ def random_affine(x: torch.Tensor, size: int, cfg: AugmentConfig, generator: tor
 
     angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180.0)
     zoom = uniform(1.0 - cfg.scale, 1.0 + cfg.scale)
+    # A detector's box is not always as wide for its height as the training crops: stretch one way.
+    aspect = torch.exp(uniform(-cfg.aspect, cfg.aspect)) if cfg.aspect > 0 else torch.ones(b, device=dev)
     flip = torch.ones(b, device=dev)
     if cfg.flip:
         flip = torch.where(torch.rand(b, device=dev, generator=generator) < 0.5, -flip, flip)
     tx, ty = uniform(-cfg.translate, cfg.translate) * 2, uniform(-cfg.translate, cfg.translate) * 2
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    sx, sy = aspect.sqrt(), 1.0 / aspect.sqrt()  # input width per output width, and height: area kept
     # theta maps output coordinates to input coordinates, both in [-1, 1]; the flip negates x first.
     theta = torch.stack([
-        torch.stack([cos * flip, -sin, tx], dim=1),
-        torch.stack([sin * flip, cos, ty], dim=1),
+        torch.stack([cos * flip * sx, -sin * sx, tx], dim=1),
+        torch.stack([sin * flip * sy, cos * sy, ty], dim=1),
     ], dim=1)  # (B, 2, 3)
     if x.shape[-1] > 2 * size:  # strong shrink: antialias first, grid_sample only interpolates
         x = resize(x, size)
@@ -67,6 +70,25 @@ def random_affine(x: torch.Tensor, size: int, cfg: AugmentConfig, generator: tor
     # "border" repeats the edge into the corners a rotation uncovers; zeros would also darken the
     # outermost pixels of every upsampled image, which inference (a plain resize) never sees.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _camera(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """What other cameras do to a face: low resolution, sensor noise, another response curve."""
+    b, dev, s = x.shape[0], x.device, x.shape[-1]
+    if cfg.blur > 0:
+        hit = torch.rand(b, device=dev, generator=generator) < cfg.blur
+        if hit.any():
+            side = max(8, int(s * (0.35 + 0.45 * float(torch.rand(1, device=dev, generator=generator)))))
+            low = F.interpolate(x[hit], size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+            x = x.clone()
+            x[hit] = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
+    if cfg.gamma > 0:
+        g = torch.exp((torch.rand(b, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * cfg.gamma)
+        x = x.clamp(1e-4, 1.0) ** g
+    if cfg.noise > 0:
+        sigma = torch.rand(b, 1, 1, 1, device=dev, generator=generator) * cfg.noise
+        x = (x + torch.randn(x.shape, device=dev, generator=generator) * sigma).clamp_(0.0, 1.0)
+    return x
 
 
 def _photometric(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
@@ -100,6 +122,6 @@ def prepare_batch(images: torch.Tensor, *, size: int, color: str, mean, std, aug
     x = _to_float_nchw(images, color)
     x = random_affine(x, size, augment, generator) if augment is not None else resize(x, size)
     if augment is not None:
-        x = _photometric(x, augment, generator)
+        x = _photometric(_camera(x, augment, generator), augment, generator)
     x = normalize(x, mean, std)  # grey replicated to the three channels the encoder expects
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

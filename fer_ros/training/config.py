@@ -40,6 +40,10 @@ class DataConfig:
     target: str = "majority"  # FER+: majority (Microsoft's rule) | plurality | probability (vote distribution)
     workers: int = 4  # DataLoader worker processes (file formats; in-memory sets need none)
     in_memory: str = "auto"  # decode image files once into memory: auto (sets up to 2 GB) | true | false
+    # More training faces: image-folder roots (<root>/<train_split>/<class>/*.jpg, comma-separated) whose
+    # training split joins this one's, e.g. muxspace beside FER2013. Validation stays this set's.
+    extra_train: str = ""
+    extra_weight: float = 1.0  # how often a face of the extra sets is drawn, relative to one of this set
     # Synthetic faces (format: synthetic): how many per split.
     synthetic_train: int = 7000
     synthetic_val: int = 1400
@@ -54,6 +58,11 @@ class AugmentConfig:
     translate: float = 0.0  # shift uniform in ±translate of the side
     color_jitter: float = 0.0  # brightness and contrast uniform in [1 - c, 1 + c]
     erase: float = 0.0  # probability of erasing a random rectangle (random erasing)
+    # Other cameras and framings than the training set's:
+    aspect: float = 0.0  # width/height of the crop scaled by exp(uniform(±aspect)) (a detector's boxes vary so)
+    blur: float = 0.0  # probability of a low-resolution copy (shrunk to 35-80 %, grown back)
+    noise: float = 0.0  # Gaussian noise, standard deviation uniform in [0, noise] (0-1 intensity)
+    gamma: float = 0.0  # intensity ** exp(uniform(±gamma)) (exposure, camera response)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class ModelConfig:
     pretrained: str = "none"
     drop_rate: float = 0.4
     drop_path_rate: float = 0.1
+    init: str = ""  # a fer_ros checkpoint to start from (fine-tuning; same classes): its weights, not its state
 
 
 @dataclass
@@ -226,7 +236,9 @@ CHOICES = {
 RANGES = {
     "data.input_size": (MIN_INPUT_SIZE, 4096), "data.val_fraction": (0.0, 0.99), "data.workers": (0, 256),
     "augment.rotate": (0.0, 180.0), "augment.scale": (0.0, 0.99), "augment.translate": (0.0, 0.5),
-    "augment.color_jitter": (0.0, 1.0), "augment.erase": (0.0, 1.0),
+    "augment.color_jitter": (0.0, 1.0), "augment.erase": (0.0, 1.0), "augment.aspect": (0.0, 1.0),
+    "augment.blur": (0.0, 1.0), "augment.noise": (0.0, 0.5), "augment.gamma": (0.0, 2.0),
+    "data.extra_weight": (0.0, 100.0),
     "model.drop_rate": (0.0, 0.99), "model.drop_path_rate": (0.0, 0.99),
     "optim.lr": (1e-12, None), "optim.weight_decay": (0.0, None), "optim.momentum": (0.0, 1.0),
     "optim.grad_clip": (0.0, None), "optim.warmup_steps": (0, None), "optim.min_lr": (0.0, None),
@@ -273,6 +285,11 @@ def check(cfg: Config) -> Config:
                           "from scratch")
     if pretrained not in ("", "none") and not Path(pretrained).is_file():
         raise ConfigError(f"model.pretrained: no such file {pretrained}")
+    if cfg.model.init and not Path(cfg.model.init).is_file():
+        raise ConfigError(f"model.init: no such checkpoint {cfg.model.init}")
+    for root in filter(None, (r.strip() for r in d.extra_train.split(","))):
+        if not Path(root).is_dir():
+            raise ConfigError(f"data.extra_train: no such folder {root}")
     from fer_ros.training.evaluate import check_tta
 
     try:

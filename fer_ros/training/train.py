@@ -260,6 +260,31 @@ def load_data(cfg: Config) -> dict:
     return splits
 
 
+def extra_training_faces(cfg: Config, classes) -> list:
+    """The training splits of data.extra_train's folders, in memory at the input size, same classes."""
+    d = cfg.data
+    out = []
+    for root in filter(None, (r.strip() for r in d.extra_train.split(","))):
+        split = pick_split(load_splits("fer2013_folder", root, classes, color=d.color, size=d.input_size),
+                           d.train_split)
+        out.append(split.to_memory(progress=sys.stderr.isatty()) if isinstance(split, ImageFileDataset) else split)
+    return out
+
+
+def join_training_sets(main, extras: list, extra_weight: float):
+    """One in-memory set of `main` and `extras`, and each face's set weight (main 1, extras extra_weight)."""
+    if not extras:
+        return main, None
+    sets = [main, *extras]
+    if not all(isinstance(s, ArrayDataset) and s.images.shape[1:] == main.images.shape[1:] for s in sets):
+        raise ConfigError("data.extra_train needs every training set in memory at the same size (data.in_memory)")
+    joined = ArrayDataset(torch.cat([s.images for s in sets]), torch.cat([s.targets for s in sets]), main.classes,
+                          main.color, main.report, " + ".join(s.name or "?" for s in sets))
+    weight = torch.cat([torch.ones(len(main), dtype=torch.float64)] +
+                       [torch.full((len(s),), float(extra_weight), dtype=torch.float64) for s in extras])
+    return joined, weight
+
+
 def build(cfg: Config, num_classes: int):
     from fer_ros.model.mit import build_model
 
@@ -270,6 +295,14 @@ def build(cfg: Config, num_classes: int):
 
         report = load_mit_weights(model, cfg.model.pretrained)
         print(f"encoder weights: {cfg.model.pretrained}: {report}")
+    if cfg.model.init:
+        from fer_ros.model.checkpoint import load_checkpoint
+
+        start_from, meta = load_checkpoint(cfg.model.init)
+        if len(meta.labels) != num_classes:
+            raise ConfigError(f"model.init: {cfg.model.init} has {len(meta.labels)} classes, this run {num_classes}")
+        model.load_state_dict({k: v.float() for k, v in start_from.state_dict().items()})
+        print(f"weights from {cfg.model.init}")
     return model
 
 
@@ -450,6 +483,7 @@ def start(cfg: Config) -> Run:
     else:
         val_set = pick_split(splits, cfg.data.val_split)
     classes = train_set.classes
+    train_set, set_weight = join_training_sets(train_set, extra_training_faces(cfg, classes), cfg.data.extra_weight)
     test_set = splits.get(cfg.data.test_split)
     val_name = f"{cfg.data.train_split} (held out {cfg.data.val_fraction:g})" if cfg.data.val_fraction > 0 \
         else cfg.data.val_split
@@ -462,8 +496,11 @@ def start(cfg: Config) -> Run:
         model = model.to(memory_format=torch.channels_last)
     counts = train_set.class_counts()
     weights = class_weights(counts, t.balance_power)
-    sampler = EpochSampler(len(train_set), t.seed, ddp.rank, ddp.world,
-                           weights[train_set.hard_targets().clamp(min=0)].double() if t.balance == "sampler" else None)
+    # Balanced by class across every set (not by set); extra sets drawn extra_weight as often per face.
+    draw = weights[train_set.hard_targets().clamp(min=0)].double() if t.balance == "sampler" else None
+    if set_weight is not None:
+        draw = set_weight if draw is None else draw * set_weight
+    sampler = EpochSampler(len(train_set), t.seed, ddp.rank, ddp.world, draw)
     loader = make_loader(train_set, t.batch_size, sampler, cfg.data.workers, device)
     amp = amp_dtype(t.amp, device)
     net = model

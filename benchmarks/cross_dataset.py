@@ -9,6 +9,8 @@ Sets (each skipped, saying why, when absent):
                whole pipeline (`Pipeline.process`: detector, crop, engine) on the photos
 Every model resizes the crop its own way: fer_ros by its checkpoint's preprocessing (the engine),
 the peers as their README says (../shared/peers). A photo where no face is found counts as wrong.
+Figures: accuracy, macro-recall, macro-F1 and the expected calibration error (ECE, 15 bins: how far
+the confidence is from the accuracy; lower is better).
 
     python benchmarks/cross_dataset.py --data <dir> [--peers ../shared/peers] [--checkpoint M]
         --json benchmarks/results/cross_dataset.json
@@ -28,6 +30,7 @@ from fer_ros.inference.crops import face_crop
 from fer_ros.inference.engine import Engine, EngineOptions
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.labels import FER7, canonical
+from fer_ros.metrics import calibration_error
 
 PEERS = {  # file, input, output order (../shared/peers/README.md)
     "mini_xception": ("fer_mini_xception.onnx",
@@ -85,9 +88,10 @@ def scores(truth: list[str], probs: np.ndarray, found: np.ndarray | None = None)
         p = tp / max(1, np.sum(pred == c))
         recall[FER7[c]] = round(100.0 * r, 1)
         f1.append(2 * p * r / (p + r) if p + r > 0 else 0.0)
+    answered = np.ones(len(true), bool) if found is None else np.asarray(found, bool)
     return {"n": len(truth), "accuracy": round(100.0 * float(np.mean(pred == true)), 2),
             "macro_f1": round(float(np.mean(f1)), 4), "macro_recall": round(float(np.mean(list(recall.values()))), 1),
-            "recall": recall}
+            "ece": round(calibration_error(probs[answered], true[answered]), 4), "recall": recall}
 
 
 def crop_set(folder: Path) -> tuple[list[np.ndarray], list[str]]:
@@ -173,7 +177,7 @@ def table(out: dict) -> str:
     lines = [f"fer_ros model {out['model']}", "",
              "| set | figure | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for set_name, per_model in out["results"].items():
-        for figure in ("accuracy", "macro_recall", "macro_f1"):
+        for figure in ("accuracy", "macro_recall", "macro_f1", "ece"):
             cells = [str(per_model[n][figure]) if n in per_model else "" for n in names]
             lines.append(f"| {set_name} | {figure} | " + " | ".join(cells) + " |")
     for k, v in out["skipped"].items():

@@ -107,3 +107,44 @@ def latency_stats(values) -> dict:
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
     return {"count": int(a.size), "mean": float(a.mean()), "p50": float(p50), "p95": float(p95),
             "p99": float(p99), "max": float(a.max())}
+
+
+def calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error: the gap between confidence (the arg-max probability) and accuracy,
+    averaged over `bins` equal-width confidence bins weighted by how many answers fall in each."""
+    probs, true = np.asarray(probs, np.float64), np.asarray(true)
+    confidence, correct = probs.max(1), probs.argmax(1) == true
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap += inside.mean() * abs(confidence[inside].mean() - correct[inside].mean())
+    return float(gap)
+
+
+def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities as if the logits had been divided by `temperature` (softmax(log p / T)); the
+    arg-max never changes. float32, rows summing to 1."""
+    if temperature == 1.0:
+        return np.asarray(probs, np.float32)
+    z = np.log(np.clip(np.asarray(probs, np.float64), 1e-12, None)) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def fit_temperature(probs: np.ndarray, true: np.ndarray) -> float:
+    """The temperature (0.5-5) that minimises the negative log-likelihood of `true`: a grid search,
+    then a finer one around its best (the NLL is smooth and has one minimum in T)."""
+    true = np.asarray(true)
+
+    def nll(t: float) -> float:
+        p = with_temperature(probs, t).astype(np.float64)
+        return float(-np.log(np.clip(p[np.arange(len(true)), true], 1e-12, None)).mean())
+
+    grid = np.exp(np.linspace(np.log(0.5), np.log(5.0), 61))
+    best = min(grid, key=nll)
+    fine = np.linspace(best / 1.04, best * 1.04, 21)
+    return round(float(min(fine, key=nll)), 3)

@@ -338,7 +338,7 @@ def test_bag_eval_matches_params_files_as_the_node_does(tmp_path):
                       "/robot1/fer_node:\n  ros__parameters:\n    detector: none\n"
                       "other_node:\n  ros__parameters:\n    detector: yunet\n")
     plain = node_params(params, [], None)
-    assert plain["detect_every"] == 4 and plain["detector"] == "haar"  # other nodes' values do not apply
+    assert plain["detect_every"] == 4 and plain["detector"] == "auto"  # other nodes' values do not apply
     robot = node_params(params, ["max_faces:=2"], "model.safetensors", "robot1")
     assert (robot["detect_every"], robot["detector"], robot["max_faces"]) == (4, "none", 2)
     assert robot["checkpoint"] == "model.safetensors" and robot["smoothing"] == "none"  # shipped defaults

@@ -202,3 +202,38 @@ def test_cpu_falls_back_to_torch_without_onnxruntime(model, monkeypatch, crops):
     assert eng.predict(crops[:1]).shape == (1, 7)
     with pytest.raises(ValueError, match="onnxruntime"):
         Engine(model, meta(), device="cpu", backend="onnxruntime")
+
+
+def test_a_stored_temperature_changes_the_probabilities_not_the_answer(small_checkpoint, tmp_path):
+    """Calibration lives in the checkpoint's metadata and is applied by the engine, on every backend."""
+    import dataclasses
+
+    from fer_ros.model.checkpoint import load_checkpoint, read_meta, save_checkpoint
+
+    model, meta = load_checkpoint(small_checkpoint)
+    hot = tmp_path / "hot.safetensors"
+    save_checkpoint(hot, model, dataclasses.replace(meta, temperature=3.0))
+    assert read_meta(hot).temperature == 3.0 and read_meta(small_checkpoint).temperature == 1.0
+    crops = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(6)]
+    for backend in ("torch", "onnxruntime"):
+        with Engine.from_checkpoint(small_checkpoint, device="cpu", backend=backend) as plain, \
+                Engine.from_checkpoint(hot, device="cpu", backend=backend) as calibrated:
+            p, q = plain.predict(crops), calibrated.predict(crops)
+        assert np.array_equal(p.argmax(1), q.argmax(1)), backend
+        assert np.allclose(q.sum(1), 1, atol=1e-5) and not np.allclose(p, q, atol=1e-4), backend
+        assert (q.max(1) < p.max(1)).all(), backend  # T > 1 softens every answer
+    with pytest.raises(ValueError, match="temperature"):
+        dataclasses.replace(meta, temperature=0.0)
+
+
+def test_calibration_error_and_fitted_temperature():
+    from fer_ros.metrics import calibration_error, fit_temperature, with_temperature
+
+    rng = np.random.default_rng(0)
+    true = rng.integers(0, 7, 2000)
+    logits = rng.normal(size=(2000, 7))
+    logits[np.arange(2000), true] += 1.0  # right about half the time
+    sure = with_temperature(np.exp(logits * 4) / np.exp(logits * 4).sum(1, keepdims=True), 1.0)  # overconfident
+    t = fit_temperature(sure, true)
+    assert 3.0 < t < 5.5  # undoes the x4
+    assert calibration_error(with_temperature(sure, t), true) < calibration_error(sure, true) / 3

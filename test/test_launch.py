@@ -103,7 +103,7 @@ def test_ros2_launch_runs_the_node_and_the_ros2_cli_sees_it(ros_layer, ros, tmp_
                      "/fer_node/detections [vision_msgs/msg/Detection2DArray]",  # vision_msgs is in the layer
                      "/fer_node/label_info [vision_msgs/msg/LabelInfo]"):
             assert line in topics, topics
-        assert "String value is: haar" in ros2(ros_layer, "param", "get", "/fer_node", "detector", "--no-daemon",
+        assert "String value is: auto" in ros2(ros_layer, "param", "get", "/fer_node", "detector", "--no-daemon",
                                                "--timeout", "10")
         assert "Set parameter successful" in ros2(ros_layer, "param", "set", "/fer_node", "detect_every", "2",
                                                   "--no-daemon", "--timeout", "10")

@@ -5,6 +5,11 @@
 
 The card's figures come from `fer-ros evaluate` on the validation split (FER2013 PublicTest), through
 the engine and back-end the node runs; the training figures from the run's own history and summary.
+
+    --calibrate <dir>/muxspace   fit a softmax temperature on those faces' val split (held-out news
+                                 photos) and store it in the checkpoint when it lowers their ECE
+    --dev-scores FILE            benchmarks/cross_dataset.py's JSON for this model: copied into the card
+                                 (every dev-set figure beside the peers')
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ def main() -> int:
     parser.add_argument("--config", default="fer2013_cpu", help="the bundled config the run used")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="the run's wall time, when it was interrupted and resumed")
+    parser.add_argument("--calibrate", type=Path, default=None, help="image-folder set whose val split fits T")
+    parser.add_argument("--dev-scores", type=Path, default=None, help="cross_dataset.py JSON for the card")
     args = parser.parse_args()
 
     import torch
@@ -45,6 +52,10 @@ def main() -> int:
     root = meta.train_config["data"]["root"]
     meta.train_config["data"]["root"] = shown = f"<dir>/{Path(root).name}"
     save_checkpoint(shipped, model, meta, dtype=torch.float16)
+    calibration = calibrate(shipped, args.calibrate) if args.calibrate else None
+    if calibration and calibration["applied"]:
+        meta.temperature = calibration["temperature"]
+        save_checkpoint(shipped, model, meta, dtype=torch.float16)
     text = (args.run / "config.yaml").read_text().replace(f"root: {root}", f"root: {shown}")
     (models / f"{args.name}.yaml").write_text(text)
     for plot in ("curves.png",):
@@ -78,12 +89,35 @@ def main() -> int:
             "median_img_per_s": sorted(h["img_per_s"] for h in history)[len(history) // 2],
             "machine": machine(), "history": history,
         },
+        "calibration": calibration,
+        "dev_sets": json.loads(args.dev_scores.read_text()) if args.dev_scores else None,
         "plots": {"curves": f"benchmarks/results/{args.name}/curves.png",
                   "confusion": f"benchmarks/results/{args.name}/confusion.png"},
     }
     shipped.with_suffix(".metrics.json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"shipped {shipped} ({shipped.stat().st_size / 1e6:.1f} MB); card {shipped.with_suffix('.metrics.json')}")
     return 0
+
+
+def calibrate(checkpoint: Path, root: Path) -> dict:
+    """Fit a temperature on <root>/val/<class>/*.jpg; applied when it lowers the ECE there."""
+    import cv2
+    import numpy as np
+
+    from fer_ros.inference.engine import Engine
+    from fer_ros.labels import canonical
+    from fer_ros.metrics import calibration_error, fit_temperature, with_temperature
+
+    paths = sorted((root / "val").glob("*/*.jpg"))
+    with Engine.from_checkpoint(checkpoint, device="cpu") as engine:
+        crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+        probs = np.concatenate([engine.predict(crops[i:i + 256]) for i in range(0, len(crops), 256)])
+        true = np.array([engine.labels.index(canonical(p.parent.name)) for p in paths])
+    t = fit_temperature(probs, true)
+    before, after = calibration_error(probs, true), calibration_error(with_temperature(probs, t), true)
+    print(f"temperature {t} on {root.name} val ({len(paths)} faces): ECE {before:.4f} -> {after:.4f}")
+    return {"fitted_on": f"<dir>/{root.name}/val ({len(paths)} faces)", "temperature": t,
+            "ece_before": round(before, 4), "ece_after": round(after, 4), "applied": after < before}
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from fer_ros.errors import ConfigError
+from fer_ros.metrics import with_temperature
 from fer_ros.model.preprocess import Preprocess, normalize
 from fer_ros.model.checkpoint import ModelMeta, checkpoint_id, file_sha256, load_checkpoint
 from fer_ros.model.mit import MiTFusion
@@ -377,7 +378,8 @@ class Engine:
         if x.shape[0] == 0:
             return np.zeros((0, len(self._meta.labels)), np.float32)
         self._ensure_prepared()
-        return self._runner(x)
+        # The one place a checkpoint's calibration is applied: every caller sees calibrated probabilities.
+        return with_temperature(self._runner(x), self._meta.temperature)
 
     def close(self) -> None:
         """Free the model, graphs and sessions (and cached GPU memory). The engine is unusable after."""

@@ -24,7 +24,7 @@ from fer_ros.options import option
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
-DETECTORS = ("auto", "yuface", "yunet", "haar", "none")
+DETECTORS = ("auto", "yuface", "yunet", "haar", "none", "hri")
 YUNET_SCORE_THRESHOLD = 0.7  # OpenCV's own default for FaceDetectorYN
 # yuface at 0.5 (its own default) found 31 of 32 faces with no false box in the detector study;
 # the benchmark frames gave no false box either (benchmarks/results/faces.json).
@@ -60,7 +60,8 @@ class Face:
 class DetectorOptions:
     detector: str = option("auto", "Face detector: auto (yuface where it imports, else haar), yuface (YuNet "
                            "CNN from the yuface wheel), yunet (OpenCV's FaceDetectorYN, needs yunet_model), haar "
-                           "(OpenCV cascade) or none (frames are face crops)", choices=DETECTORS)
+                           "(OpenCV cascade), none (frames are face crops) or hri (fer_node only: faces from a "
+                           "ROS4HRI face detector's /humans/faces/<id>/ images)", choices=DETECTORS)
     yunet_model: str = option("", "Local path of a YuNet .onnx file (detector yunet)")
     # A detector's cost grows with the pixel count: the whole-frame search runs on a shrunk copy.
     detect_scale: float = option(0.5, "Search the whole frame shrunk by this factor (speed)", 0.05, 1.0)
@@ -266,6 +267,9 @@ def make_detector(options: DetectorOptions):
         return YuNetDetector(options)
     if name == "none":
         return WholeImage()
+    if name == "hri":
+        raise ConfigError("detector hri takes its faces from a ROS4HRI face detector's topics: only fer_node "
+                          "can use it; choose auto, yuface, yunet, haar or none here")
     raise ConfigError(f"unknown detector {options.detector!r}; choose one of {', '.join(DETECTORS)}")
 
 

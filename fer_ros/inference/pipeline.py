@@ -29,6 +29,7 @@ class FaceResult:
     label: str  # arg-max label, or "unknown" below the confidence threshold
     confidence: float  # arg-max probability
     landmarks: np.ndarray | None = None  # (5, 2) frame pixels when the detector gives them (faces.Face)
+    score: float = 1.0  # the detector's confidence in the box (1 for detectors that give none: Haar)
 
 
 @dataclass
@@ -173,13 +174,17 @@ class Pipeline:
         probs = self.engine.predict([crops[i] for i in keep]) if keep else None
         t2 = time.perf_counter()
         result = FrameResult(detect_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3, detected=detected)
-        labels = self.labels
         tracks = self.tracker.match([face.box for face in faces], now)
         for face, track, p in zip(faces, tracks, probs if probs is not None else []):
-            p = self.tracker.smooth(track, np.asarray(p, dtype=np.float32))
-            best = int(np.argmax(p))
-            confidence = float(p[best])
-            label = labels[best] if confidence >= self.options.confidence_threshold else UNKNOWN
-            result.faces.append(FaceResult(box=face.box, face_id=track.face_id, probabilities=p,
-                                           label=label, confidence=confidence, landmarks=face.landmarks))
+            result.faces.append(self.result(face.box, track, p, face.landmarks, face.score))
         return result
+
+    def result(self, box: Box, track, probs, landmarks=None, score: float = 1.0) -> FaceResult:
+        """One face's answer: its track's smoothing applied, the arg-max label ('unknown' below the
+        confidence threshold)."""
+        p = self.tracker.smooth(track, np.asarray(probs, dtype=np.float32))
+        best = int(np.argmax(p))
+        confidence = float(p[best])
+        label = self.labels[best] if confidence >= self.options.confidence_threshold else UNKNOWN
+        return FaceResult(box=box, face_id=track.face_id, probabilities=p, label=label, confidence=confidence,
+                          landmarks=landmarks, score=score)

@@ -46,12 +46,18 @@ class ModelMeta:
     provenance: dict = field(default_factory=dict)
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    # Softmax temperature the engine applies (probabilities as softmax(logits / T)): fitted on held-out
+    # faces so that `confidence` means what it says; 1 = as trained. Never changes the arg-max.
+    temperature: float = 1.0
     created: str = field(default_factory=_now)
 
     def __post_init__(self):
         self.labels = [str(x) for x in self.labels]
         self.arch = dict(self.arch)
         self.arch.setdefault("variant", "mit_b0")
+        self.temperature = float(self.temperature)
+        if not 0.05 <= self.temperature <= 20:
+            raise CheckpointError(f"temperature {self.temperature} is outside 0.05..20")
         n = self.arch.setdefault("num_classes", len(self.labels))
         if n != len(self.labels):
             raise CheckpointError(f"wrong class count: arch says {n} classes but there are {len(self.labels)} labels")

@@ -13,6 +13,7 @@ engine. A second signal while that runs (a terminal's Ctrl-C reaches both `ros2 
 node, and launch forwards its own) changes nothing, so cleanup always completes with exit code 0.
 """
 
+import dataclasses
 import gc
 import signal
 import sys
@@ -35,19 +36,22 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.errors import FrameError, one_line
 from fer_ros.inference.engine import Engine, EngineOptions
-from fer_ros.inference.pipeline import Pipeline, PipelineOptions
+from fer_ros.inference.pipeline import FrameResult, Pipeline, PipelineOptions
+from fer_ros.inference.tracking import Track
 from fer_ros.metrics import percentile
 from fer_ros.msg import EmotionArray, EmotionStamped, FrameTiming
 from fer_ros.options import from_params, specs
 from fer_ros.ros.diagnostics import Health, status
+from fer_ros.ros.hri_input import HriFaces
 from fer_ros.ros.dds import tune_allocator
 from fer_ros.ros.images import fill_image, message_to_rgb
 from fer_ros.ros.messages import emotion_messages, rclpy_classes, stamp_ns
 from fer_ros.ros.params import PARAMS, NodeOptions, descriptor
-from fer_ros.ros.standard import StandardOutputs
+from fer_ros.ros.standard import HRI_EXPRESSIONS, StandardOutputs, optional_msgs
 
 
 PIPELINE_PARAMS = {spec.name for spec in specs(PipelineOptions)}  # a change rebuilds the pipeline
+HRI_BATCH = object()  # the mailbox's message when the faces come from a ROS4HRI detector (detector hri)
 
 
 class RateLimiter:
@@ -109,6 +113,8 @@ class FerNode(LifecycleNode):
         self.pipeline = None
         self.outputs = None
         self.subscriptions_ = []
+        self.hri_faces = None  # detector hri: the ROS4HRI faces subscribed to
+        self.hri_tracks: dict = {}  # detector hri: ROS4HRI id -> smoothing state
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.pending = None  # (msg, receipt on the node clock, receipt monotonic) waiting for the worker
@@ -139,6 +145,9 @@ class FerNode(LifecycleNode):
             if configured and not spec.live:
                 return SetParametersResult(successful=False, reason=f"{p.name} applies at configure: "
                                            "deactivate and clean up the node, then set it")
+            if p.name == "detector" and configured and (p.value == "hri") != (self.param("detector") == "hri"):
+                return SetParametersResult(successful=False, reason="detector hri (or leaving it) applies at "
+                                           "configure: deactivate and clean up the node, then set it")
             if p.name == "detector" and p.value == "yunet" and configured and \
                     not (self.param("yunet_model") or any(q.name == "yunet_model" and q.value for q in params)):
                 return SetParametersResult(successful=False, reason="detector yunet needs yunet_model set first")
@@ -160,7 +169,7 @@ class FerNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.engine = Engine.from_options(self.options(EngineOptions), warn=self.get_logger().warning)
-            self.pipeline = Pipeline(self.engine, self.options(PipelineOptions))
+            self.pipeline = self.make_pipeline()
             if self.pipeline.detector_note:
                 self.get_logger().info(self.pipeline.detector_note)
             self.engine.warmup()
@@ -180,8 +189,9 @@ class FerNode(LifecycleNode):
         self.debug_jpeg_pub = self.create_publisher(CompressedImage, "~/debug_image/compressed",
                                                     qos_profile_sensor_data)
         self.timing_pub = self.create_publisher(FrameTiming, "~/timing", 100)
+        # With detector hri the face detector owns /humans/faces/tracked and the rois.
         self.outputs = StandardOutputs(self, self.engine.labels, self.param("confidence_threshold"),
-                                       node.publish_detections, node.hri)
+                                       node.publish_detections, node.hri and not self.hri_mode)
         # Everything made so far (the model, the ROS objects) lives until cleanup: the garbage collector
         # need not walk it again on every collection of what the frames allocate.
         gc.collect()
@@ -195,7 +205,10 @@ class FerNode(LifecycleNode):
         qos = QoSProfile(depth=node.qos_depth, history=HistoryPolicy.KEEP_LAST,
                          reliability=ReliabilityPolicy.BEST_EFFORT if node.qos_reliability == "best_effort"
                          else ReliabilityPolicy.RELIABLE)
-        if node.image_transport == "compressed":
+        if self.hri_mode:
+            self.hri_faces = HriFaces(self, optional_msgs("hri_msgs"), node.hri_face_image, qos, self.on_hri_image)
+            self.subscriptions_ = [self.hri_faces.tracked]
+        elif node.image_transport == "compressed":
             self.subscriptions_ = [self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos)]
         else:
             self.subscriptions_ = [self.create_subscription(Image, "image", self.on_frame, qos)]
@@ -211,9 +224,12 @@ class FerNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_worker()
-        for sub in self.subscriptions_:
-            self.destroy_subscription(sub)
-        self.subscriptions_ = []
+        if self.hri_faces is not None:
+            self.hri_faces.close()  # its own subscriptions, the tracked list's included
+        else:
+            for sub in self.subscriptions_:
+                self.destroy_subscription(sub)
+        self.hri_faces, self.subscriptions_ = None, []
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -262,6 +278,16 @@ class FerNode(LifecycleNode):
             self.pending = (msg, receipt, received)
             self.wake.notify()
 
+    def on_hri_image(self, replaced: bool) -> None:
+        """A ROS4HRI face image arrived (detector hri): wake the worker for the batch of newest faces."""
+        with self.lock:
+            self.stats.received += 1
+            self.stats.window_received += 1
+            self.stats.last_frame = time.monotonic()
+            self.stats.dropped += replaced
+            self.pending = (HRI_BATCH, self.get_clock().now(), time.monotonic())
+            self.wake.notify()
+
     def next_frame(self):
         """Block until a frame is waiting (honouring max_rate); None when the worker must stop."""
         with self.lock:
@@ -280,9 +306,23 @@ class FerNode(LifecycleNode):
             self.apply_settings(changed)
         return (*frame, self.limiter.start())
 
+    @property
+    def hri_mode(self) -> bool:
+        return self.param("detector") == "hri"
+
+    def make_pipeline(self, changed: dict | None = None) -> Pipeline:
+        """The pipeline the parameters describe; with detector hri the crops come from the ROS4HRI
+        detector, so the pipeline's own detector is `none` (only its engine and smoothing are used)."""
+        options = self.options(PipelineOptions, changed)
+        if options.detector == "hri":
+            if optional_msgs("hri_msgs") is None:
+                raise ValueError("detector hri needs hri_msgs (a ROS 2 install's ros-<distro>-hri-msgs)")
+            options = dataclasses.replace(options, detector="none")
+        return Pipeline(self.engine, options)
+
     def apply_settings(self, changed: dict) -> None:
         try:
-            pipeline = Pipeline(self.engine, self.options(PipelineOptions, changed))
+            pipeline = self.make_pipeline(changed)
             self.pipeline.close()
             self.pipeline = pipeline
         except (ValueError, RuntimeError) as err:
@@ -317,6 +357,9 @@ class FerNode(LifecycleNode):
     def process_frame(self, msg, receipt, received: float, started: float) -> None:
         """One frame through the pipeline; `received` and `started` are monotonic seconds (callback,
         worker), `receipt` the node clock's time of the callback."""
+        if msg is HRI_BATCH:
+            self.process_hri_faces(started)
+            return
         stamp = stamp_ns(msg.header)
         if self.too_old(stamp):  # already too old to be worth the work
             return
@@ -351,6 +394,47 @@ class FerNode(LifecycleNode):
             self.stats.classify_ms.append(result.classify_ms)
         if self.param("publish_debug_image"):
             self.publish_debug_image(msg.header, rgb, result)
+
+    def process_hri_faces(self, started: float) -> None:
+        """detector hri: the newest image of every ROS4HRI face, classified in one batch."""
+        faces, crops = [], []
+        for face, (msg, receipt, _) in sorted(self.hri_faces.take().items()):
+            try:
+                crops.append(message_to_rgb(msg))
+                faces.append((face, msg, receipt))
+            except FrameError as err:
+                with self.lock:
+                    self.stats.count_bad()
+                self.get_logger().warning(f"dropped the image of face {face}: {err}", throttle_duration_sec=5.0)
+        if not crops:
+            return
+        t0 = time.perf_counter()
+        probs = self.engine.predict(crops)
+        classify_ms = (time.perf_counter() - t0) * 1e3
+        out = []
+        for (face, msg, receipt), crop, p in zip(faces, crops, probs):
+            track = self.hri_tracks.setdefault(face, Track(face_id=self.hri_faces.numbers.get(face, 0), box=(0, 0, 0, 0),
+                                                             last_seen=0.0))
+            result = self.pipeline.result((0, 0, crop.shape[1], crop.shape[0]), track, p)
+            now = self.get_clock().now()
+            _, (stamped,) = emotion_messages(FrameResult(faces=[result], detected=False, classify_ms=classify_ms),
+                                             msg.header, self.pipeline.labels, self.engine.model_id,
+                                             self.message_classes, (now.nanoseconds - stamp_ns(msg.header)) * 1e-6,
+                                             (now - receipt).nanoseconds * 1e-6)
+            self.emotion_pub.publish(stamped)
+            out.append(stamped)
+            name, pub = HRI_EXPRESSIONS.get(result.label), self.hri_faces.publisher(face)
+            if name is not None and pub is not None:
+                hri = self.hri_faces.hri
+                pub.publish(hri.Expression(header=msg.header, expression=getattr(hri.Expression, name),
+                                           confidence=float(result.confidence)))
+        self.emotions_pub.publish(self.message_classes.array(header=max((f.header for f in out),
+                                                                        key=stamp_ns), faces=out))
+        with self.lock:
+            self.stats.processed += 1
+            self.stats.window_processed += 1
+            self.stats.latency_ms.extend(f.latency_ms for f in out)
+            self.stats.classify_ms.append(classify_ms)
 
     def publish_debug_image(self, header, rgb: np.ndarray, result) -> None:
         """Boxes and labels drawn on the frame, raw and JPEG: each only while someone subscribes."""

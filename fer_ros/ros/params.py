@@ -20,6 +20,7 @@ RELIABILITY = ("best_effort", "reliable")
 
 
 TRANSPORTS = ("raw", "compressed")
+FACE_IMAGES = ("cropped", "aligned")  # REP-155's per-face images (detector hri)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class NodeOptions:
                                       "on ~/label_info (when vision_msgs is installed)", live=False)
     hri: bool = option(False, "ROS4HRI: publish /humans/faces/tracked and /humans/faces/<id>/roi and "
                        "/expression (when hri_msgs is installed)", live=False)
+    hri_face_image: str = option("cropped", "detector hri: classify each ROS4HRI face's /humans/faces/<id>/cropped "
+                                 "or /aligned image", choices=FACE_IMAGES, live=False)
     diagnostics_period: float = option(1.0, "Seconds between /diagnostics messages", 0.1, 60.0)
     stale_after: float = option(5.0, "Diagnostics ERROR when active and no frame arrived for this many seconds; "
                                 "0 = off", 0.0, 3600.0)

@@ -105,9 +105,10 @@ class StandardOutputs:
                                    self.node.create_publisher(self.hri.Expression, f"{base}/expression", 10))
             roi_pub, expression_pub = self.faces[key]
             x, y, w, h = face.box
-            # c is the detector's confidence in the box; Haar gives none, so a found face counts as sure.
+            # c is the detector's confidence in the box; Haar gives none, so a face it found counts as sure.
             roi_pub.publish(self.hri.NormalizedRegionOfInterest2D(
-                header=header, xmin=x / width, ymin=y / height, xmax=(x + w) / width, ymax=(y + h) / height, c=1.0))
+                header=header, xmin=x / width, ymin=y / height, xmax=(x + w) / width, ymax=(y + h) / height,
+                c=float(face.score)))
             name = HRI_EXPRESSIONS.get(face.label)  # "unknown" (below the threshold) and contempt: none
             if name is not None:
                 expression_pub.publish(self.hri.Expression(

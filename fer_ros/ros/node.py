@@ -320,7 +320,7 @@ class FerNode(LifecycleNode):
         stamp = stamp_ns(msg.header)
         if self.too_old(stamp):  # already too old to be worth the work
             return
-        rgb = message_to_rgb(msg)
+        rgb = message_to_rgb(msg, self.param("max_pixels"))
         decoded = time.monotonic()
         result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9)
         if self.too_old(stamp):  # the work took too long: a late answer is worse than none

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
+from fer_ros.imagecheck import DecodeOptions
 from fer_ros.inference.engine import EngineOptions
 from fer_ros.inference.pipeline import PipelineOptions
 from fer_ros.options import Spec, option, specs
@@ -60,10 +61,10 @@ _ORDER = ("checkpoint", "device", "allow_cpu_fallback", "precision", "backend", 
           "detector", "yunet_model", "detect_scale", "detect_every", "min_face_size", "max_faces", "face_crop", "face_margin",
           "haar_scale_factor", "haar_min_neighbors", "smoothing", "smoothing_alpha", "smoothing_window",
           "track_iou", "track_timeout", "confidence_threshold")
-PARAMS: dict[str, Spec] = {s.name: s for s in specs(EngineOptions) + specs(PipelineOptions) + specs(NodeOptions)}
+_GROUPS = (EngineOptions, PipelineOptions, NodeOptions, DecodeOptions)
+PARAMS: dict[str, Spec] = {s.name: s for group in _GROUPS for s in specs(group)}
 PARAMS = {name: PARAMS[name] for name in (*_ORDER, *(n for n in PARAMS if n not in _ORDER))}
-assert len(PARAMS) == len(specs(EngineOptions)) + len(specs(PipelineOptions)) + len(specs(NodeOptions)), \
-    "an option name is used twice"
+assert len(PARAMS) == sum(len(specs(group)) for group in _GROUPS), "an option name is used twice"
 
 
 def descriptor(spec: Spec) -> ParameterDescriptor:

@@ -25,7 +25,7 @@ from fer_ros.options import option
 # 48 MB, a few copies of which (RGB, detector input) stay within a few hundred MB.
 DEFAULT_MAX_PIXELS = 16_777_216
 MAX_SIDE = 16384  # beyond this a side is treated as corrupt rather than allocated (no camera is that wide)
-OPENCV_MAX_PIXELS = 1 << 30  # OpenCV's own ceiling: a budget above it would mean nothing
+OPENCV_MAX_PIXELS = 1_000_000_000  # below OpenCV's own ceiling (2**30): a budget above it would mean nothing
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"

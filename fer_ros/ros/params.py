@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
 
 from fer_ros.imagecheck import DecodeOptions
 from fer_ros.inference.engine import EngineOptions
@@ -77,3 +78,12 @@ def descriptor(spec: Spec) -> ParameterDescriptor:
             d.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
                                                          step=0.0)]
     return d
+
+
+def as_declared(param: Parameter) -> Parameter:
+    """A whole number given for a floating-point parameter, as the float it means (YAML, `-p` and
+    `ros2 param set` write 150 for 150.0, and rclpy would refuse the INTEGER); others unchanged."""
+    spec = PARAMS.get(param.name)
+    if spec is not None and type(spec.default) is float and param.type_ == Parameter.Type.INTEGER:
+        return Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
+    return param

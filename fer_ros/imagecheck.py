@@ -65,7 +65,7 @@ def format_name(data: bytes) -> str:
 def png_size(data: bytes) -> tuple[int, int]:
     """(width, height) from a PNG's IHDR chunk, which the format requires to come first."""
     if len(data) < 24 or bytes(data[12:16]) != b"IHDR":
-        raise FrameError("PNG without an IHDR header")
+        raise FrameError("corrupt PNG: no IHDR header")
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
@@ -75,7 +75,7 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
     pos, end = 2, len(data)
     while pos + 4 <= end:
         if data[pos] != 0xFF:
-            raise FrameError(f"JPEG marker expected at byte {pos}")
+            raise FrameError(f"corrupt JPEG: no marker at byte {pos}")
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1
@@ -91,15 +91,15 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
                 break
             return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
         if length < 2:
-            raise FrameError(f"JPEG segment of length {length} at byte {pos}")
+            raise FrameError(f"corrupt JPEG: segment of length {length} at byte {pos}")
         pos += 2 + length
-    raise FrameError("JPEG without a frame header (SOF) before its image data")
+    raise FrameError("corrupt or truncated JPEG: no frame header (SOF) before its image data")
 
 
 def encoded_size(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) of a JPEG or PNG from its header; FrameError for anything else."""
     if len(data) == 0:
-        raise FrameError("no image data")
+        raise FrameError("no data")
     data = memoryview(data).cast("B")  # ints by index, bytes-like slices, no copy of the image
     kind = format_name(data)
     if kind == "png":

@@ -77,7 +77,7 @@ def test_formats_other_than_jpeg_and_png_are_refused_by_their_bytes(ext, name):
         decode(data)
 
 
-@pytest.mark.parametrize("data,why", [(b"", "no image data"), (b"\xff\xd8\xff", "frame header"),
+@pytest.mark.parametrize("data,why", [(b"", "no data"), (b"\xff\xd8\xff", "frame header"),
                                       (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 5 + b"\xff\xda", "frame header"),
                                       (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX" + b"\x00" * 13, "IHDR"),
                                       (b"garbage!", "unrecognised")])

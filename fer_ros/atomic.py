@@ -1,9 +1,15 @@
 """Write a file so that a reader, or a crash, never sees half of it: temp file beside it + rename."""
 
+import glob
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+# A temporary without its writer's process id (fer_ros before it named them) counts as stale once
+# it has not been touched for this long: no save of fer_ros takes an hour.
+STALE_AFTER_S = 3600.0
 
 
 def usual_mode(directory: bool = False) -> int:
@@ -24,7 +30,9 @@ def atomic_file(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    # The writer's pid in the name: the next writer can tell a live temporary from a killed one's.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -40,6 +48,34 @@ def atomic_file(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries of `path` that a killed writer left (SIGKILL, power loss: no `except`
+    ran); those of writers still running are kept. Returns what was deleted."""
+    prefix = f".{path.name}."
+    removed = []
+    for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+        pid, sep, _ = tmp.name[len(prefix):-len(".tmp")].partition("-")
+        try:
+            stale = not _running(int(pid)) if sep and pid.isdigit() else \
+                time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # its writer finished (or another cleaner came first)
+            pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def atomic_write_text(text: str, path) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_ros.atomic import atomic_file
 from fer_ros.errors import ConfigError
 from fer_ros.labels import AFFECTNET8, FER7, LABEL_SETS
 
@@ -344,17 +344,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
+MAX_SIZE = 1024  # image side of folder output; larger synthetic faces only cost disk
+
+
+def check_arguments(args: argparse.Namespace, fmt: str) -> None:
+    """Every option checked before anything is created: a bad one leaves nothing behind."""
+    for option, value in (("-n/--num", args.num), ("--val", args.val), ("--test", args.test)):
+        if value < 0:
+            raise ConfigError(f"{option} must be 0 or more, not {value}")
+    if args.num + args.val + args.test == 0:
+        raise ConfigError("nothing to write: -n/--num, --val and --test are all 0")
+    if not 16 <= args.size <= MAX_SIZE:
+        raise ConfigError(f"--size must be within 16..{MAX_SIZE}, not {args.size}")
+    if fmt == "fer2013" and args.out.is_dir():
+        raise ConfigError(f"{args.out} is a folder; the fer2013 format writes one .csv file")
+    if fmt == "folder" and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"{args.out} is a file; folder output needs a folder (or a .csv name for fer2013)")
+
+
 def run(args: argparse.Namespace) -> int:
     fmt = args.format or ("fer2013" if args.out.suffix == ".csv" else "folder")
+    check_arguments(args, fmt)
     labels = LABEL_SETS[args.labels]
     splits = {"train": args.num, "val": args.val, "test": args.test}
     if fmt == "fer2013":
         if labels != FER7:
             raise ConfigError("the fer2013 format has the 7 FER2013 classes only (--labels fer7)")
         usage = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(args.out) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["emotion", "pixels", "Usage"])
             for split, n in splits.items():
@@ -362,7 +379,6 @@ def run(args: argparse.Namespace) -> int:
                                                progress=True)
                 for img, t in zip(images, targets):
                     w.writerow([int(t), " ".join(map(str, img.reshape(-1).tolist())), usage[split]])
-        os.replace(tmp, args.out)
     else:
         for split, n in splits.items():
             images, targets = render_faces(n, labels, args.size, args.seed * 10 + SPLIT_SEEDS[split],

@@ -73,3 +73,39 @@ def test_every_file_the_package_writes_is_readable_by_others(tmp_path, monkeypat
     wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")
              if p.is_dir() and p.stat().st_mode & 0o777 != 0o755}
     assert not wrong
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL mid-save leaves `.best.safetensors.<pid>-<random>.tmp` (no `except` runs); the next
+    save of that file deletes it, and keeps a temporary whose writer still runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "best.safetensors"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from fer_ros.atomic import atomic_file\n"
+        f"with atomic_file({str(path)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half' * 1000); print('writing', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "writing"
+    live = [p.name for p in tmp_path.iterdir()]
+    assert len(live) == 1 and live[0].startswith(f".best.safetensors.{writer.pid}-"), live
+    atomic_write_text("other", tmp_path / "other.txt")
+    atomic_write_text("new", path)  # the writer is alive: its temporary stays
+    assert (tmp_path / live[0]).exists()
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert (tmp_path / live[0]).exists()  # nothing cleaned up after a SIGKILL
+    old_style = tmp_path / ".best.safetensors.k3j_x9q2.tmp"  # as fer_ros named them before: no pid
+    young = tmp_path / ".best.safetensors.a1b2c3d4.tmp"
+    old_style.write_bytes(b"x")
+    young.write_bytes(b"x")
+    os.utime(old_style, (time.time() - 7200, time.time() - 7200))
+    unrelated = tmp_path / ".other.txt.12345-abc.tmp"
+    unrelated.write_bytes(b"x")
+    atomic_write_text("newer", path)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["best.safetensors", "other.txt", young.name, unrelated.name]), left
+    assert path.read_text() == "newer"

@@ -126,13 +126,47 @@ def test_from_checkpoint_exports_once_per_checkpoint_into_the_cache(model, tmp_p
     assert [p.name for p in path.parent.iterdir()] == ["fer.safetensors"]  # nothing written beside it
     # One export, named by the checkpoint's sha256 (with the input size, opset, export and torch versions).
     key = f"{file_sha256(path)}|{SIZE}|{export.DEFAULT_OPSET}|{export.EXPORT_VERSION}|{torch.__version__}"
-    assert sorted(p.name for p in (cache / "onnx").iterdir()) == [hashlib.sha256(key.encode()).hexdigest()[:24]
-                                                                   + ".onnx"]
+    name = hashlib.sha256(key.encode()).hexdigest()[:24] + ".onnx"
+    assert sorted(p.name for p in (cache / "onnx").iterdir()) == [name, name + ".json"]  # + what it was built from
     # The second load reuses it: exporting again would fail here.
     monkeypatch.setattr(export, "export_onnx", lambda *a, **k: pytest.fail("exported a second time"))
     with Engine.from_checkpoint(path, device="cpu") as again:
         assert again.backend == "onnxruntime"
         np.testing.assert_allclose(again.predict(crops), probs, atol=1e-6)
+
+
+@pytest.mark.parametrize("damage", ["another model's export", "truncated to 1000 bytes", "no record"])
+def test_a_damaged_onnx_cache_is_rebuilt_and_answers_as_the_model(model, tmp_path, crops, monkeypatch, caplog, damage):
+    """A cache file that is not the export it claims to be is rebuilt, with a warning, and the
+    engine then answers exactly as the checkpoint's model does."""
+    import logging
+
+    from fer_ros.model.export import export_onnx
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FER_ROS_CACHE", str(cache))
+    path = save_checkpoint(tmp_path / "ckpt" / "fer.safetensors", model, meta())
+    with Engine.from_checkpoint(path, device="cpu", backend="onnxruntime", threads=1) as eng:
+        eng.predict(crops)
+    (onnx,) = (cache / "onnx").glob("*.onnx")
+    if damage == "another model's export":
+        torch.manual_seed(1)
+        export_onnx(build_model(num_classes=7).eval(), onnx, SIZE)
+    elif damage == "no record":  # a cache written by an older fer_ros, or a crash after the export
+        onnx.with_name(onnx.name + ".json").unlink()
+    else:
+        onnx.write_bytes(onnx.read_bytes()[:1000])
+    with caplog.at_level(logging.WARNING, logger="fer_ros.model.export"):
+        with Engine.from_checkpoint(path, device="cpu", backend="onnxruntime", threads=1) as again:
+            assert again.backend == "onnxruntime"
+            probs = again.predict(crops)
+    assert f"rebuilding the ONNX cache {onnx}" in caplog.text
+    with Engine(model, meta(), device="cpu", backend="torch", threads=1) as reference:
+        np.testing.assert_allclose(probs, reference.predict(crops), atol=1e-4)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fer_ros.model.export"):  # rebuilt once: trusted from now on
+        Engine.from_checkpoint(path, device="cpu", backend="onnxruntime", threads=1).close()
+    assert "rebuilding" not in caplog.text
 
 
 def test_onnx_runtime_computes_the_models_logits(model, tmp_path):

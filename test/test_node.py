@@ -14,8 +14,8 @@ from lifecycle_msgs.srv import GetState
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
-from rcl_interfaces.srv import SetParameters
-from rclpy.parameter import Parameter
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.parameter import Parameter, parameter_value_to_python
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
@@ -49,6 +49,7 @@ class Harness:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.debug_sub = None
         self.params = self.node.create_client(SetParameters, f"/{ns}/fer_node/set_parameters")
+        self.get_params = self.node.create_client(GetParameters, f"/{ns}/fer_node/get_parameters")
         self.lifecycle = self.node.create_client(ChangeState, f"/{ns}/fer_node/change_state")
         self.state = self.node.create_client(GetState, f"/{ns}/fer_node/get_state")
 
@@ -107,7 +108,8 @@ class Harness:
             for d in self.diagnostics:
                 for s in d.status:
                     values = {kv.key: kv.value for kv in s.values}
-                    if s.name == "fer_node: emotion recognition" and values.get("node") == f"/{self.ns}/fer_node" \
+                    # Named by the fully qualified node name: two namespaces, two statuses.
+                    if s.name == f"/{self.ns}/fer_node: emotion recognition" and values.get("node") == f"/{self.ns}/fer_node" \
                             and time.monotonic() >= since:
                         found.append((s, values))
             return bool(found)
@@ -129,6 +131,11 @@ class Harness:
         request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
                                                     for k, v in values.items()])
         return self.call(self.params, request, retry=True).results
+
+    def param_values(self, *names):
+        """What `ros2 param get` says, as Python values."""
+        reply = self.call(self.get_params, GetParameters.Request(names=list(names)), retry=True)
+        return [parameter_value_to_python(v) for v in reply.values]
 
 
 @pytest.fixture(scope="module")
@@ -369,6 +376,10 @@ def test_diagnostics_error_when_no_frames_arrive_and_warn_on_rate_and_latency(fe
         fer_node.spin_until(lambda: False, 1.6)  # nothing sent for longer than stale_after
         status, _ = fer_node.status(time.monotonic())
         assert status.level == DiagnosticStatus.ERROR and "no frames received for" in status.message, status
+        # The harness's camera publisher is matched: the message says why frames may not arrive.
+        assert "1 publisher(s) matched but no frame arrived" in status.message, status.message
+        assert "qos_reliability best_effort" in status.message and "fastdds_large_images.xml" in status.message
+        assert "publisher(s) matched but no frame arrived" in fer_node.child.output()
         # Frames flowing again, but slower than expected and later than allowed.
         assert all(r.successful for r in fer_node.set_params(expected_rate=500.0, max_latency_ms=0.001))
         for _ in range(3):
@@ -455,3 +466,108 @@ def test_whole_numbers_for_float_parameters_and_a_bad_value_is_one_line(ros, spa
         assert value.double_value == 150.0 and value.type == Parameter.Type.DOUBLE.value
     finally:
         tester.destroy_node()
+
+
+def test_a_live_change_that_cannot_be_applied_is_refused_and_the_node_keeps_its_state(fer_node):
+    """yunet_model pointing nowhere is harmless while another detector runs; switching to yunet
+    then cannot work and is refused with the reason (it used to succeed, and every later change
+    was silently dropped). The node keeps running what `param get` says, and takes later changes."""
+    detector = fer_node.param_values("detector")[0]
+    try:
+        assert fer_node.set_params(yunet_model="/nonexistent.onnx")[0].successful
+        refused = fer_node.set_params(detector="yunet")[0]
+        assert not refused.successful and "yunet_model" in refused.reason and "/nonexistent.onnx" in refused.reason
+        assert fer_node.param_values("detector") == [detector]
+        key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        assert len(fer_node.arrays[key].faces) == 1  # still the previous detector
+        assert fer_node.set_params(confidence_threshold=1.0)[0].successful  # a later change applies
+        key = fer_node.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        assert fer_node.arrays[key].faces[0].label == "unknown"
+        assert "keeping the previous pipeline" not in fer_node.child.output()
+    finally:
+        assert all(r.successful for r in fer_node.set_params(yunet_model="", confidence_threshold=0.0))
+
+
+def test_a_whole_number_for_a_float_parameter_is_taken_at_run_time(fer_node):
+    """`ros2 param set /fer_node max_age_ms 150` sends an INTEGER: taken as 150.0, as at start-up."""
+    request = SetParameters.Request(parameters=[Parameter("max_age_ms", value=150).to_parameter_msg(),
+                                                Parameter("max_rate", value=0).to_parameter_msg()])
+    assert request.parameters[0].value.type == Parameter.Type.INTEGER.value
+    try:
+        results = fer_node.call(fer_node.params, request, retry=True).results
+        assert all(r.successful for r in results), [r.reason for r in results]
+        assert fer_node.param_values("max_age_ms", "max_rate") == [150.0, 0.0]
+        assert type(fer_node.param_values("max_age_ms")[0]) is float
+        refused = fer_node.set_params(max_age_ms="150")[0]  # a string is still no number
+        assert not refused.successful
+    finally:
+        assert fer_node.set_params(max_age_ms=0.0)[0].successful
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_imagecheck import png_bomb as bomb
+
+    return bomb(width, height)
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_png_bomb_over_dds_is_refused_before_decoding_and_the_next_face_answered(ros, small_checkpoint, spawn):
+    """A 16000x16000 PNG of a few hundred KB on image/compressed: refused from its header (the node
+    used to decode it: over a gigabyte), counted as bad, the peak memory of the node bounded; a PPM
+    labelled jpeg is refused too; the next real face is answered."""
+    ns = "node_test_bomb"
+    child = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--checkpoint", str(small_checkpoint),
+                  "--namespace", ns, "--image", f"/{ns}/camera", "-p", "image_transport:=compressed",
+                  "-p", "diagnostics_period:=0.5", name="fer_node_bomb")
+    assert child.wait_for("listening on", timeout=90), child.output()
+    harness = Harness(ros, ns)
+    try:
+        frame = cv2.cvtColor(astronaut_frame(), cv2.COLOR_RGB2BGR)
+        face = CompressedImage(format="jpeg", data=cv2.imencode(".jpg", frame)[1].tobytes())
+        assert harness.send(face, compressed=True) in harness.arrays
+        before, peak = int(harness.values()["frames_bad"]), peak_rss_mb(child.proc.pid)
+        bad = {"bomb": CompressedImage(format="png", data=png_bomb(16000, 16000)),
+               "ppm": CompressedImage(format="jpeg", data=cv2.imencode(".ppm", frame)[1].tobytes())}
+        for kind, msg in bad.items():
+            key = harness.send(msg, compressed=True, repeat_until_answered=False)
+            assert harness.spin_until(lambda: int(harness.values()["frames_bad"]) > before, 20), kind
+            before += 1
+            assert harness.send(face, compressed=True) in harness.arrays and key not in harness.arrays, kind
+        output = child.output()
+        assert "16000x16000" in output and "max_pixels" in output, output  # (the PPM's line is throttled)
+        assert peak_rss_mb(child.proc.pid) - peak < 300, "the bomb cost the node memory"
+        assert child.proc.poll() is None
+    finally:
+        harness.node.destroy_node()
+
+
+def test_sim_time_without_a_clock_measures_the_nodes_work_and_says_so(ros, small_checkpoint, spawn):
+    """use_sim_time and no /clock: the node's time is 0. processing_ms is measured on the steady
+    clock, latency_ms is NaN (unknown, not -1.8e12), max_age_ms drops nothing, diagnostics are
+    published (their timer runs on the steady clock) and say that the clock has not started."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    ns = "node_test_simtime"
+    child = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--checkpoint", str(small_checkpoint),
+                  "--namespace", ns, "--image", f"/{ns}/camera", "-p", "use_sim_time:=true",
+                  "-p", "max_age_ms:=50", "-p", "diagnostics_period:=0.5", name="fer_node_simtime")
+    assert child.wait_for("listening on", timeout=90), child.output()
+    harness = Harness(ros, ns)
+    try:
+        key = harness.send(fill_image(Image(), astronaut_frame(), "rgb8"))
+        assert key in harness.arrays, child.output()  # max_age_ms did not drop it as 1.7e12 ms old
+        face = harness.arrays[key].faces[0]
+        assert face.processing_ms > 0 and np.isnan(face.latency_ms), (face.processing_ms, face.latency_ms)
+        status, values = harness.status(time.monotonic(), timeout=20)
+        assert status.name == f"/{ns}/fer_node: emotion recognition"
+        assert status.level == DiagnosticStatus.WARN and "clock has not started" in status.message, status
+        assert values["frames_stale"] == "0" and values["clock"].startswith("not started")
+    finally:
+        harness.node.destroy_node()

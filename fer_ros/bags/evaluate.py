@@ -36,6 +36,7 @@ from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for
                              storage_of, typestore)
 from fer_ros.bags.report import NO_FACE, plot_timeline, score, summary_lines, write_report
 from fer_ros.errors import BagError, FrameError, one_line
+from fer_ros.imagecheck import DEFAULT_MAX_PIXELS
 from fer_ros.metrics import latency_stats
 from fer_ros.paths import config_file
 from fer_ros.ros.images import message_to_rgb
@@ -148,14 +149,14 @@ CSV_FIXED = ["frame", "bag_time_ns", "stamp_ns", "status", "faces", "label", "co
              "x", "y", "width", "height", "truth", "detect_ms", "classify_ms", "total_ms"]
 
 
-def decode(store, connection, raw):
+def decode(store, connection, raw, max_pixels: int = DEFAULT_MAX_PIXELS):
     """(message, rgb, None) for a usable frame, or (message or None, None, why it is skipped)."""
     try:
         msg = store.deserialize_cdr(raw, connection.msgtype)
     except Exception as err:  # a truncated or foreign record: counted, the run goes on
         return None, None, f"undecodable {connection.msgtype} record ({type(err).__name__})"
     try:
-        return msg, message_to_rgb(msg), None
+        return msg, message_to_rgb(msg, max_pixels), None
     except FrameError as err:
         return msg, None, str(err)
 
@@ -177,7 +178,7 @@ def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels
 
 
 def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage: str,
-                 limit: int) -> tuple[list, Counter]:
+                 limit: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list, Counter]:
     """Every frame of `topic` through the pipeline, results into a new bag; (rows, skip reasons)."""
     from tqdm import tqdm
 
@@ -196,7 +197,7 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
             if index >= total:
                 break
             t0 = time.perf_counter()
-            msg, rgb, reason = decode(store, connection, raw)
+            msg, rgb, reason = decode(store, connection, raw, max_pixels)
             truth_label = truth.for_frame(bag_ns, msg) if truth is not None else None
             if reason:
                 skipped[reason] += 1
@@ -273,7 +274,7 @@ def evaluate(args) -> tuple[dict, Path]:
         try:
             with staged_output(out, args.force) as tmp:
                 rows, skipped = run_pipeline(reader, topic, truth, engine, pipeline, tmp / "emotions", storage,
-                                             args.limit)
+                                             args.limit, params["max_pixels"])
                 if not any(r.get("status") == "ok" for r in rows):
                     reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or "the topic is empty"
                     raise BagError(f"no frame of {topic} could be processed, nothing written: {reasons}")

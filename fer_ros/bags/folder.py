@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from fer_ros.bags.io import IMAGE, LABEL_TYPE, add_topic, make_header, staged_bag, typestore
-from fer_ros.errors import BagError
+from fer_ros.errors import BagError, FrameError
+from fer_ros.imagecheck import format_name, read_image
 from fer_ros.labels import canonical
 from fer_ros.paths import IMAGE_SUFFIXES
 from fer_ros.ros.images import fill_image
@@ -65,33 +66,33 @@ def labelled_images(folder: Path) -> list[tuple[Path, str]]:
 
 
 def frame_message(store, path: Path, header, encoding: str):
-    """The frame of one image file, or None when the file cannot be read."""
-    if encoding in ("jpeg", "png"):
-        own = path.suffix.lower() in ((".jpg", ".jpeg") if encoding == "jpeg" else (".png",))
-        image = None if own else cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if own:
-            data = np.frombuffer(path.read_bytes(), np.uint8)  # the file's own bytes, not re-encoded
-            if cv2.imdecode(data, cv2.IMREAD_UNCHANGED) is None:
-                return None
-        elif image is None:
-            return None
-        else:
-            data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", image)[1].reshape(-1)
-        return store.types["sensor_msgs/msg/CompressedImage"](header=header, format=encoding, data=data)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.dtype != np.uint8:
+    """The frame of one image file, or None when the file cannot be read (or is refused: only JPEG
+    and PNG within the pixel budget, as the node takes them)."""
+    try:
+        image = read_image(path, cv2.IMREAD_UNCHANGED)
+    except FrameError:
         return None
-    if image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.dtype != np.uint8:
+        return None
+    if encoding in ("jpeg", "png"):
+        if format_name(path.read_bytes()[:16]) == encoding:
+            data = np.frombuffer(path.read_bytes(), np.uint8)  # the file's own bytes, not re-encoded
+        else:
+            data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", to_bgr(image))[1].reshape(-1)
+        return store.types["sensor_msgs/msg/CompressedImage"](header=header, format=encoding, data=data)
     grey = image.ndim == 2 or image.shape[2] == 1
-    if grey:
-        rgb = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
-    else:
-        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(to_bgr(image), cv2.COLOR_BGR2RGB)
     chosen = ("mono8" if grey else "rgb8") if encoding == "auto" else encoding
     msg = store.types[IMAGE](header=header, height=0, width=0, encoding="", is_bigendian=0, step=0,
                              data=np.zeros(0, np.uint8))
     return fill_image(msg, rgb, chosen)
+
+
+def to_bgr(image: np.ndarray) -> np.ndarray:
+    """A decoded 8-bit image (grey, BGR or BGRA) as BGR."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR) if image.shape[2] == 4 else image
 
 
 def write_bag(args) -> tuple[dict[str, int], list[Path]]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fer_ros.bags.io import add_topic, staged_bag, typestore
 from fer_ros.bags.replay import message_class
+from fer_ros.errors import BagError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +128,9 @@ def record(args, stop) -> Counter:
 def run(args) -> int:
     import rclpy
     from rclpy.signals import SignalHandlerOptions
+
+    if args.duration < 0 or args.count < 0:
+        raise BagError("--duration and --count must be 0 (no limit) or more")
 
     stopping = []
     for sig in (signal.SIGINT, signal.SIGTERM):

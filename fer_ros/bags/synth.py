@@ -87,12 +87,26 @@ def image_message(store, rgb: np.ndarray, header, encoding: str):
     return fill_image(msg, rgb, encoding)
 
 
+MAX_SIDE = 4096  # of a synthetic frame: enough for 4K scenes, and a typo cannot ask for 149 GiB
+
+
+def check_arguments(args) -> None:
+    """Every option checked before the bag folder is created."""
+    if args.frames < 1 or args.rate <= 0:
+        raise BagError("--frames must be at least 1 and --rate positive")
+    sides = {"--width": args.width, "--height": args.height} if args.scene else {"--size": args.size}
+    for option, value in sides.items():
+        if not 16 <= value <= MAX_SIDE:
+            raise BagError(f"{option} must be within 16..{MAX_SIDE}, not {value}")
+    if not 0 < args.hold[0] <= args.hold[1]:
+        raise BagError(f"--hold MIN_S MAX_S must be positive with MIN_S <= MAX_S, not {args.hold[0]:g} {args.hold[1]:g}")
+
+
 def write_bag(args) -> list[str]:
     """Write the bag; returns the label of every frame."""
     from tqdm import tqdm
 
-    if args.frames < 1 or args.rate <= 0:
-        raise BagError("--frames must be at least 1 and --rate positive")
+    check_arguments(args)
     store = typestore()
     labels = expression_schedule(args.frames, LABEL_SETS[args.labels], args.rate, tuple(args.hold), args.seed)
     string_type = store.types["std_msgs/msg/String"]

@@ -55,6 +55,12 @@ class PipelineOptions(DetectorOptions, TrackerOptions):
                                 "second thread instead of inside a frame (shorter latency tail)")
 
 
+def check_detector(options: PipelineOptions) -> None:
+    """Build (and drop) the detector `options` name: raises what a Pipeline of them would raise
+    (a YuNet model that is not there, an unknown detector), without an engine."""
+    make_detector(replace(options, detector=resolve_detector(options.detector)[0]))
+
+
 class BackgroundSearch:
     """One full-frame search at a time on its own thread, with its own detector (a cascade is not
     safe to share between threads). OpenCV releases the GIL while it searches, so on a 2-core

@@ -19,6 +19,7 @@ import torch
 
 from fer_ros.atomic import atomic_file
 from fer_ros.errors import CheckpointError
+from fer_ros.paths import existing_file
 from fer_ros.model.mit import MiTFusion, build_model
 from fer_ros.model.preprocess import Preprocess
 
@@ -140,9 +141,7 @@ def _open(path: str | Path):
     """Open a checkpoint lazily, with one clear error for each way it can be unusable."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = existing_file(path, "checkpoint", CheckpointError)
     with open(path, "rb") as f:
         head = f.read(9)
     # safetensors: 8-byte little-endian header length, then the JSON header
@@ -200,7 +199,5 @@ def file_sha256(path: str | Path) -> str:
 
 def checkpoint_id(path: str | Path) -> str:
     """Short, stable identity of a checkpoint file's content: "<file stem>@<first 12 of sha256>"."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    path = existing_file(path, "checkpoint", CheckpointError)
     return f"{path.stem}@{file_sha256(path)[:12]}"

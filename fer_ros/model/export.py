@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import warnings
@@ -17,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fer_ros.atomic import atomic_file
+from fer_ros.atomic import atomic_file, atomic_write_text
+from fer_ros.paths import output_file
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +91,53 @@ def cache_dir() -> Path:
 
 def cached_onnx(model: torch.nn.Module, input_size: int, weights_key: str, meta_json: str | None = None) -> Path:
     """The ONNX export of `model`, made once per weights (`weights_key`, e.g. the checkpoint's sha256)
-    and input size, and reused from the cache afterwards."""
+    and input size, and reused from the cache afterwards.
+
+    Beside `<hash>.onnx` lies `<hash>.onnx.json`: the key it was built from and the file's own sha256.
+    A cache file that does not match it (replaced, truncated, or from a fer_ros that wrote no record)
+    is rebuilt, with a warning, rather than run: the cache is outside the checkpoint's identity, so
+    a swapped file would otherwise change every answer under the checkpoint's name.
+    """
     key = f"{weights_key}|{input_size}|{DEFAULT_OPSET}|{EXPORT_VERSION}|{torch.__version__}"
     path = cache_dir() / "onnx" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"
-    if not path.is_file():
+    if path.is_file():
+        problem = cache_problem(path, key)
+        if problem is None:
+            return path
+        log.warning("rebuilding the ONNX cache %s: %s", path, problem)
+    else:
         log.info("exporting ONNX to %s (once per checkpoint)", path)
-        export_onnx(model, path, input_size, meta_json=meta_json)
+    export_onnx(model, path, input_size, meta_json=meta_json)
+    # Written after the export: a crash between the two leaves no record, hence a rebuild.
+    atomic_write_text(json.dumps({"key": key, "sha256": file_digest(path)}) + "\n", record_path(path))
     return path
+
+
+def record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def cache_problem(path: Path, key: str) -> str | None:
+    """Why the cached export at `path` cannot be trusted for `key`, or None when its record matches."""
+    try:
+        record = json.loads(record_path(path).read_text())
+    except FileNotFoundError:
+        return "it has no record of what it was built from"
+    except (OSError, ValueError) as err:
+        return f"its record is unreadable ({type(err).__name__})"
+    if not isinstance(record, dict) or record.get("key") != key:
+        return "its record names other weights or settings"
+    if record.get("sha256") != file_digest(path):
+        return "its content changed since it was built (replaced or truncated)"
+    return None
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -134,9 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from fer_ros.model.checkpoint import load_checkpoint
 
+    out = output_file(args.output or Path(args.checkpoint).with_suffix(".onnx"), "-o/--output")
     model, meta = load_checkpoint(args.checkpoint)
     pre = meta.preprocess
-    out = Path(args.output or Path(args.checkpoint).with_suffix(".onnx"))
     export_onnx(
         model, out, pre.input_size, meta_json=meta.to_json(), opset=args.opset,
         dynamic_batch=not args.static_batch, dynamo=args.dynamo,

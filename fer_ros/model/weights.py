@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from fer_ros.errors import CheckpointError
+from fer_ros.paths import existing_file
 from fer_ros.model.mit import VARIANTS, MiT, MiTFusion
 
 log = logging.getLogger(__name__)
@@ -102,9 +103,7 @@ class ImportReport:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors file, or of a torch file loaded with weights_only=True (never unpickles
     arbitrary objects). A checkpoint wrapping its weights in "state_dict" or "model" is unwrapped."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"weights file not found: {path}")
+    path = existing_file(path, "weights file", CheckpointError)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

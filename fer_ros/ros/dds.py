@@ -2,7 +2,7 @@
 
 Fast DDS's default shared-memory segment (512 KB) belongs to the publishing process and is smaller
 than a 640x480 RGB frame: best-effort frames are then silently lost and reliable ones resent after
-delays. The shipped profile gives the segment room for several 720p frames; keeping glibc from
+delays. The shipped profile's 128 MB segment carries frames up to 12 MP (4000x3000); keeping glibc from
 returning multi-MB buffers to the system spares an mmap/munmap per frame. The publisher (camera
 driver) must load the profile: setting it only in the subscriber changes nothing. Figures: README,
 "Camera-sized images between processes".
@@ -51,6 +51,12 @@ def profile_variable() -> str:
     except (importlib.metadata.PackageNotFoundError, ValueError):
         return PROFILE_VARS[0]
     return PROFILE_VARS[0] if major >= 9 else PROFILE_VARS[1]
+
+
+def active_profile(env: dict | None = None) -> str:
+    """The Fast DDS XML profile this process loaded (its path), or a note that it loaded none."""
+    env = os.environ if env is None else env
+    return env.get(profile_variable()) or f"none ({profile_variable()} unset: 512 KB shared-memory segment)"
 
 
 def large_image_env(base: dict | None = None) -> dict:

@@ -1,6 +1,7 @@
 """fer_node's health as a diagnostic_msgs/DiagnosticStatus, in diagnostic_updater's conventions.
 
-The status is named `<node>: emotion recognition` and carries the device as hardware_id. Levels are
+The status is named `<fully qualified node name>: emotion recognition` (two nodes in two namespaces
+are two statuses to an aggregator) and carries the device as hardware_id. Levels are
 used as diagnostic_updater's FrequencyStatus and TimeStampStatus use them: ERROR when nothing is
 arriving (or the node could not be configured), WARN when it arrives but not as expected (too slow,
 too late, malformed), OK otherwise. Several problems are all named, the worst level wins.
@@ -28,6 +29,20 @@ class Health:
     latency_samples: int = 0
     bad_frames: int = 0  # malformed frames dropped in the last period
     stale_frames: int = 0  # frames dropped in the last period for being older than max_age_ms
+    clock_started: bool = True  # False under use_sim_time until /clock runs (the node's time is 0)
+    matched_publishers: int = 0  # publishers matched with the image subscription
+    transport: str = ""  # the subscription's QoS and this process's Fast DDS profile, for the hint below
+
+
+def silent_publishers(health: Health, stale_after: float) -> str | None:
+    """Why frames may be missing when a publisher is matched yet nothing arrives, or None."""
+    if not (health.active and health.matched_publishers and stale_after > 0 and health.seconds_since_frame is not None
+            and health.seconds_since_frame >= stale_after):
+        return None
+    return (f"{health.matched_publishers} publisher(s) matched but no frame arrived: frames larger than the "
+            "publishing process's Fast DDS shared-memory segment are lost with best-effort QoS; load "
+            "config/fastdds_large_images.xml in the camera's process (FASTDDS_DEFAULT_PROFILES_FILE, "
+            f"FASTRTPS_ on Humble/Jazzy) or set qos_reliability reliable ({health.transport})")
 
 
 def assess(health: Health, stale_after: float, expected_rate: float, max_latency_ms: float) -> tuple[int, str]:
@@ -38,7 +53,9 @@ def assess(health: Health, stale_after: float, expected_rate: float, max_latency
         return DiagnosticStatus.WARN, "inactive"
     problems: list[tuple[int, str]] = []
     if stale_after > 0 and health.seconds_since_frame is not None and health.seconds_since_frame >= stale_after:
-        problems.append((DiagnosticStatus.ERROR, f"no frames received for {health.seconds_since_frame:.1f} s"))
+        hint = silent_publishers(health, stale_after)
+        problems.append((DiagnosticStatus.ERROR, f"no frames received for {health.seconds_since_frame:.1f} s"
+                                                 + (f" although {hint}" if hint else "")))
     elif expected_rate > 0 and health.full_period and health.processed_rate < expected_rate:
         problems.append((DiagnosticStatus.WARN, f"processed rate {health.processed_rate:.1f} Hz below the expected "
                                                 f"{expected_rate:g} Hz"))
@@ -49,6 +66,9 @@ def assess(health: Health, stale_after: float, expected_rate: float, max_latency
         problems.append((DiagnosticStatus.WARN, f"{health.bad_frames} malformed frames dropped"))
     if health.stale_frames:
         problems.append((DiagnosticStatus.WARN, f"{health.stale_frames} frames dropped as too old"))
+    if not health.clock_started:
+        problems.append((DiagnosticStatus.WARN, "the node's clock has not started (use_sim_time without /clock): "
+                                                "latency_ms is NaN and max_age_ms is not applied"))
     if not problems:
         return DiagnosticStatus.OK, "running"
     return max(level for level, _ in problems), "; ".join(text for _, text in problems)

@@ -12,16 +12,13 @@ import numpy as np
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
 from fer_ros.errors import FrameError
-
-# Beyond this a frame is treated as corrupt rather than allocated (a 16k x 16k camera is not real).
-MAX_SIDE = 16384
+from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, check_pixels, decode
 
 
-def image_to_rgb(msg) -> np.ndarray:
+def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Convert a sensor_msgs/Image of any common encoding to an (H, W, 3) uint8 RGB array."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
-        raise FrameError(f"image size {width}x{height} is zero or absurd")
+    check_pixels(width, height, max_pixels)
     encoding = msg.encoding.lower()
     try:
         depth, _, typestr, channels = to_cvtype(encoding)
@@ -52,20 +49,20 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.uint8)
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
-    """Decode a sensor_msgs/CompressedImage (JPEG, PNG, ...) to an (H, W, 3) uint8 RGB array."""
-    buffer = np.frombuffer(msg.data, dtype=np.uint8)
-    if buffer.size == 0:
-        raise FrameError("compressed image has no data")
-    bgr = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FrameError(f"corrupt or undecodable compressed image (format {msg.format!r})")
+def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG, by its bytes) to an (H, W, 3) uint8 RGB
+    array; its size is checked from the header before anything is decoded (fer_ros.imagecheck)."""
+    try:
+        bgr = decode(np.frombuffer(msg.data, dtype=np.uint8), cv2.IMREAD_COLOR, max_pixels)
+    except FrameError as err:
+        raise FrameError(f"compressed frame (format {msg.format!r}): {err}") from None
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def message_to_rgb(msg) -> np.ndarray:
-    """Either kind of image message to RGB; CompressedImage is recognised by its `format` field."""
-    return compressed_to_rgb(msg) if hasattr(msg, "format") else image_to_rgb(msg)
+def message_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Either kind of image message to RGB, at most `max_pixels` large; CompressedImage is
+    recognised by its `format` field."""
+    return compressed_to_rgb(msg, max_pixels) if hasattr(msg, "format") else image_to_rgb(msg, max_pixels)
 
 
 def fill_image(msg, rgb: np.ndarray, encoding: str = "rgb8"):

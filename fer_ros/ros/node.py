@@ -28,25 +28,25 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.errors import FrameError, one_line
 from fer_ros.inference.engine import Engine, EngineOptions
-from fer_ros.inference.pipeline import FrameResult, Pipeline, PipelineOptions
+from fer_ros.inference.pipeline import FrameResult, Pipeline, PipelineOptions, check_detector
 from fer_ros.inference.tracking import Track
 from fer_ros.metrics import percentile
 from fer_ros.msg import EmotionArray, EmotionStamped, FrameTiming
 from fer_ros.options import from_params, specs
-from fer_ros.ros.diagnostics import Health, status
+from fer_ros.ros.dds import active_profile, tune_allocator
+from fer_ros.ros.diagnostics import Health, silent_publishers, status
 from fer_ros.ros.hri_input import HriFaces
-from fer_ros.ros.dds import tune_allocator
 from fer_ros.ros.images import fill_image, message_to_rgb
 from fer_ros.ros.messages import emotion_messages, rclpy_classes, stamp_ns
-from fer_ros.ros.params import PARAMS, NodeOptions, descriptor
+from fer_ros.ros.params import PARAMS, NodeOptions, as_declared, descriptor
 from fer_ros.ros.standard import HRI_EXPRESSIONS, StandardOutputs, optional_msgs
 
 
@@ -96,19 +96,21 @@ class Stats:
 class FerNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__("fer_node", **kwargs)
-        # `-p max_age_ms:=150` arrives as an INTEGER, which rclpy refuses for a DOUBLE parameter
-        # with an exception at declaration: take whole numbers for floating-point parameters.
+        # `-p max_age_ms:=150` (and `ros2 param set ... 150`) arrive as an INTEGER, which rclpy refuses
+        # for a DOUBLE parameter: whole numbers are taken for floating-point parameters, at start-up
+        # (the overrides) and at run time (before rclpy checks the type: a pre-set callback).
         overrides = getattr(self, "_parameter_overrides", None)
-        for name, spec in PARAMS.items():
-            given = overrides.get(name) if isinstance(overrides, dict) else None
-            if type(spec.default) is float and given is not None and given.type_ == Parameter.Type.INTEGER:
-                overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
+        if isinstance(overrides, dict):
+            overrides.update({name: as_declared(given) for name, given in overrides.items() if name in PARAMS})
         for name, spec in PARAMS.items():
             self.declare_parameter(name, spec.default, descriptor(spec))
-        # One callback checks and records a change (Humble's rclpy has no post-set callback); the
-        # worker applies the recorded values at its next frame, whether or not rclpy has stored them yet.
+        if hasattr(self, "add_pre_set_parameters_callback"):  # rclpy of Iron and later
+            self.add_pre_set_parameters_callback(lambda params: [as_declared(p) for p in params])
+        # One callback checks a change by building what it needs (a new pipeline): what cannot be
+        # applied is refused, with the reason, so the node always runs what `param get` says. The
+        # worker swaps the new pipeline in at its next frame.
         self.add_on_set_parameters_callback(self._check_parameters)
-        self.changed: dict = {}  # pipeline parameters accepted since the worker last rebuilt it
+        self.next_pipeline = None  # built for an accepted change, not yet taken by the worker
         self.engine = None
         self.pipeline = None
         self.outputs = None
@@ -127,7 +129,12 @@ class FerNode(LifecycleNode):
         self.emotions_pub = self.emotion_pub = self.debug_pub = self.debug_jpeg_pub = self.timing_pub = None
         # Diagnostics from the start: a node that cannot configure says why on /diagnostics.
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(self.param("diagnostics_period"), self.publish_diagnostics)
+        self.diag_timer = self.diagnostics_timer(self.param("diagnostics_period"))
+
+    def diagnostics_timer(self, period: float):
+        """On the steady clock: a timer on the node's clock stands still under use_sim_time until
+        /clock runs, and diagnostics are what must say that it does not."""
+        return self.create_timer(period, self.publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -148,16 +155,31 @@ class FerNode(LifecycleNode):
             if p.name == "detector" and configured and (p.value == "hri") != (self.param("detector") == "hri"):
                 return SetParametersResult(successful=False, reason="detector hri (or leaving it) applies at "
                                            "configure: deactivate and clean up the node, then set it")
-            if p.name == "detector" and p.value == "yunet" and configured and \
-                    not (self.param("yunet_model") or any(q.name == "yunet_model" and q.value for q in params)):
-                return SetParametersResult(successful=False, reason="detector yunet needs yunet_model set first")
-        with self.lock:
-            self.changed.update({p.name: p.value for p in params if p.name in PIPELINE_PARAMS})
+        if any(p.name in PIPELINE_PARAMS for p in params):
+            try:
+                self.prepare_pipeline(params)
+            except Exception as err:  # the change cannot work: refused, the node keeps what it runs
+                names = ", ".join(p.name for p in params)
+                return SetParametersResult(successful=False, reason=f"{names} not applied: {one_line(err)}")
         for p in params:
             if p.name == "diagnostics_period":  # the timer exists from construction: restart it
                 self.destroy_timer(self.diag_timer)
-                self.diag_timer = self.create_timer(p.value, self.publish_diagnostics)
+                self.diag_timer = self.diagnostics_timer(p.value)
         return SetParametersResult(successful=True)
+
+    def prepare_pipeline(self, params) -> None:
+        """Build the pipeline the parameters would give (raises if it cannot be built); when
+        configured, hand it to the worker. Unconfigured, configure builds it: only the detector is
+        checked."""
+        options = self.pipeline_options({p.name: p.value for p in params})
+        if self.engine is None:
+            check_detector(options)
+            return
+        pipeline = Pipeline(self.engine, options)
+        with self.lock:
+            superseded, self.next_pipeline = self.next_pipeline, pipeline
+        if superseded is not None:
+            superseded.close()
 
     def options(self, cls, changed: dict | None = None):
         """The node's parameters as one of the options dataclasses (same names, no mapping), with
@@ -250,8 +272,10 @@ class FerNode(LifecycleNode):
                 self.destroy_publisher(pub)
         self.emotions_pub = self.emotion_pub = self.debug_pub = self.debug_jpeg_pub = self.timing_pub = None
         self.outputs = None
-        if self.pipeline is not None:
-            self.pipeline.close()
+        for pipeline in (self.pipeline, self.next_pipeline):
+            if pipeline is not None:
+                pipeline.close()
+        self.next_pipeline = None
         if self.engine is not None:
             self.engine.close()
         self.engine = self.pipeline = None
@@ -301,32 +325,28 @@ class FerNode(LifecycleNode):
                 if not self.running:
                     return None
             frame, self.pending = self.pending, None
-            changed, self.changed = self.changed, {}
-        if changed:
-            self.apply_settings(changed)
+            pipeline, self.next_pipeline = self.next_pipeline, None
+        if pipeline is not None:  # built and checked when the change was accepted
+            previous, self.pipeline = self.pipeline, pipeline
+            previous.close()
         return (*frame, self.limiter.start())
 
     @property
     def hri_mode(self) -> bool:
         return self.param("detector") == "hri"
 
-    def make_pipeline(self, changed: dict | None = None) -> Pipeline:
-        """The pipeline the parameters describe; with detector hri the crops come from the ROS4HRI
-        detector, so the pipeline's own detector is `none` (only its engine and smoothing are used)."""
+    def pipeline_options(self, changed: dict | None = None) -> PipelineOptions:
+        """The pipeline's options the parameters describe; with detector hri the crops come from the
+        ROS4HRI detector, so the pipeline's own detector is `none` (only its engine and smoothing run)."""
         options = self.options(PipelineOptions, changed)
         if options.detector == "hri":
             if optional_msgs("hri_msgs") is None:
                 raise ValueError("detector hri needs hri_msgs (a ROS 2 install's ros-<distro>-hri-msgs)")
             options = dataclasses.replace(options, detector="none")
-        return Pipeline(self.engine, options)
+        return options
 
-    def apply_settings(self, changed: dict) -> None:
-        try:
-            pipeline = self.make_pipeline(changed)
-            self.pipeline.close()
-            self.pipeline = pipeline
-        except (ValueError, RuntimeError) as err:
-            self.get_logger().error(f"keeping the previous pipeline: {err}")
+    def make_pipeline(self) -> Pipeline:
+        return Pipeline(self.engine, self.pipeline_options())
 
     def work(self) -> None:
         while True:
@@ -346,9 +366,11 @@ class FerNode(LifecycleNode):
                                         throttle_duration_sec=5.0)
 
     def too_old(self, stamp: int) -> bool:
-        """With max_age_ms, a frame whose result would come too late is dropped and counted."""
+        """With max_age_ms, a frame whose result would come too late is dropped and counted (not
+        while the node's clock has not started: there is no age to measure)."""
         max_age = self.param("max_age_ms")
-        if max_age > 0 and (self.get_clock().now().nanoseconds - stamp) * 1e-6 > max_age:
+        now = self.get_clock().now().nanoseconds
+        if max_age > 0 and now > 0 and (now - stamp) * 1e-6 > max_age:
             with self.lock:
                 self.stats.count_stale()
             return True
@@ -363,14 +385,17 @@ class FerNode(LifecycleNode):
         stamp = stamp_ns(msg.header)
         if self.too_old(stamp):  # already too old to be worth the work
             return
-        rgb = message_to_rgb(msg)
+        rgb = message_to_rgb(msg, self.param("max_pixels"))
         decoded = time.monotonic()
-        result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9)
+        # Under use_sim_time before /clock runs the node's clock reads 0: faces then age on the
+        # steady clock, and the latency (a difference of stamps on that clock) is unknown: NaN.
+        clock_started = receipt.nanoseconds > 0
+        result = self.pipeline.process(rgb, now=receipt.nanoseconds * 1e-9 if clock_started else received)
         if self.too_old(stamp):  # the work took too long: a late answer is worse than none
             return
-        now = self.get_clock().now()
-        latency = (now.nanoseconds - stamp) * 1e-6
-        processing = (now - receipt).nanoseconds * 1e-6
+        now = self.get_clock().now().nanoseconds
+        latency = (now - stamp) * 1e-6 if clock_started and now > 0 else float("nan")
+        processing = (time.monotonic() - received) * 1e3  # the node's own work, whatever the ROS clock
         publishing = time.monotonic()
         array, faces = emotion_messages(result, msg.header, self.pipeline.labels, self.engine.model_id,
                                         self.message_classes, latency, processing)
@@ -381,7 +406,8 @@ class FerNode(LifecycleNode):
                              [t.face_id for t in self.pipeline.tracker.tracks])
         if self.timing_pub.get_subscription_count() > 0:
             self.timing_pub.publish(FrameTiming(
-                header=msg.header, transport_ms=(receipt.nanoseconds - stamp) * 1e-6,
+                header=msg.header,
+                transport_ms=(receipt.nanoseconds - stamp) * 1e-6 if clock_started else float("nan"),
                 queue_ms=(started - received) * 1e3, decode_ms=(decoded - started) * 1e3,
                 detect_ms=result.detect_ms, classify_ms=result.classify_ms,
                 publish_ms=(time.monotonic() - publishing) * 1e3, total_ms=latency, faces=len(result.faces),
@@ -389,7 +415,8 @@ class FerNode(LifecycleNode):
         with self.lock:
             self.stats.processed += 1
             self.stats.window_processed += 1
-            self.stats.latency_ms.append(latency)
+            if latency == latency:  # not NaN
+                self.stats.latency_ms.append(latency)
             self.stats.detect_ms.append(result.detect_ms)
             self.stats.classify_ms.append(result.classify_ms)
         if self.param("publish_debug_image"):
@@ -463,6 +490,9 @@ class FerNode(LifecycleNode):
 
     def publish_diagnostics(self) -> None:
         node = self.options(NodeOptions)
+        matched = sum(sub.get_publisher_count() for sub in self.subscriptions_)
+        clock_started = self.get_clock().now().nanoseconds > 0
+        transport = f"this node: qos_reliability {node.qos_reliability}, Fast DDS profile {active_profile()}"
         with self.lock:
             s = self.stats
             now = time.monotonic()
@@ -472,12 +502,14 @@ class FerNode(LifecycleNode):
                             seconds_since_frame=None if s.last_frame is None else now - s.last_frame,
                             processed_rate=processed_rate, full_period=elapsed >= 0.9 * node.diagnostics_period,
                             latency_p95_ms=percentile(s.latency_ms, 95), latency_samples=len(s.latency_ms),
-                            bad_frames=s.window_bad, stale_frames=s.window_stale)
+                            bad_frames=s.window_bad, stale_frames=s.window_stale, clock_started=clock_started,
+                            matched_publishers=matched, transport=transport)
             values = {
-                "node": self.get_fully_qualified_name(),  # the status name has the bare node name only
+                "node": self.get_fully_qualified_name(),
                 "input_rate_hz": f"{input_rate:.1f}", "processed_rate_hz": f"{processed_rate:.1f}",
                 "frames_received": str(s.received), "frames_processed": str(s.processed),
                 "frames_dropped": str(s.dropped), "frames_bad": str(s.bad), "frames_stale": str(s.stale),
+                "clock": "started" if clock_started else "not started (latency and max_age_ms skipped)",
                 "debug_images": str(s.debug_images),
                 "latency_p50_ms": f"{percentile(s.latency_ms, 50):.1f}",
                 "latency_p95_ms": f"{health.latency_p95_ms:.1f}",
@@ -490,7 +522,9 @@ class FerNode(LifecycleNode):
             values.update(device=engine.device, backend=engine.backend, model=engine.model_id)
         if pipeline is not None:
             values.update(detector=pipeline.detector_name, face_crop=pipeline.options.face_crop)
-        msg = DiagnosticArray(status=[status(self.get_name(), health, values, values.get("device", ""),
+        if hint := silent_publishers(health, node.stale_after):
+            self.get_logger().warning(hint, throttle_duration_sec=10.0)
+        msg = DiagnosticArray(status=[status(self.get_fully_qualified_name(), health, values, values.get("device", ""),
                                              node.stale_after, node.expected_rate, node.max_latency_ms)])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.parameter import Parameter
 
+from fer_ros.imagecheck import DecodeOptions
 from fer_ros.inference.engine import EngineOptions
 from fer_ros.inference.pipeline import PipelineOptions
 from fer_ros.options import Spec, option, specs
@@ -63,10 +65,10 @@ _ORDER = ("checkpoint", "device", "allow_cpu_fallback", "precision", "backend", 
           "detector", "yunet_model", "detect_scale", "detect_every", "min_face_size", "max_faces", "face_crop", "face_margin",
           "haar_scale_factor", "haar_min_neighbors", "smoothing", "smoothing_alpha", "smoothing_window",
           "track_iou", "track_timeout", "confidence_threshold")
-PARAMS: dict[str, Spec] = {s.name: s for s in specs(EngineOptions) + specs(PipelineOptions) + specs(NodeOptions)}
+_GROUPS = (EngineOptions, PipelineOptions, NodeOptions, DecodeOptions)
+PARAMS: dict[str, Spec] = {s.name: s for group in _GROUPS for s in specs(group)}
 PARAMS = {name: PARAMS[name] for name in (*_ORDER, *(n for n in PARAMS if n not in _ORDER))}
-assert len(PARAMS) == len(specs(EngineOptions)) + len(specs(PipelineOptions)) + len(specs(NodeOptions)), \
-    "an option name is used twice"
+assert len(PARAMS) == sum(len(specs(group)) for group in _GROUPS), "an option name is used twice"
 
 
 def descriptor(spec: Spec) -> ParameterDescriptor:
@@ -79,3 +81,12 @@ def descriptor(spec: Spec) -> ParameterDescriptor:
             d.floating_point_range = [FloatingPointRange(from_value=float(spec.low), to_value=float(spec.high),
                                                          step=0.0)]
     return d
+
+
+def as_declared(param: Parameter) -> Parameter:
+    """A whole number given for a floating-point parameter, as the float it means (YAML, `-p` and
+    `ros2 param set` write 150 for 150.0, and rclpy would refuse the INTEGER); others unchanged."""
+    spec = PARAMS.get(param.name)
+    if spec is not None and type(spec.default) is float and param.type_ == Parameter.Type.INTEGER:
+        return Parameter(param.name, Parameter.Type.DOUBLE, float(param.value))
+    return param

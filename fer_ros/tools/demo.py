@@ -35,6 +35,10 @@ from fer_ros.ros.dds import private_graph
 from fer_ros.ros.messages import stamp_ns
 
 DEMO_CHECKPOINT = "models/fer_synthetic_mit_b0.safetensors"  # under the installed share/fer_ros
+# Everything a demo writes into --out. A rerun replaces a folder holding only these; anything else
+# there (a user's file, another tool's output) was not made by the demo and is never deleted.
+DEMO_OUTPUTS = frozenset({"INCOMPLETE", "synthetic", "recorded", "node.log", "recorder.log", "report.json",
+                          "timeline.png", "confusion.png", "confusion.json"})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +62,21 @@ def demo_checkpoint(path: str | None) -> Path:
         raise CheckpointError(f"the demo checkpoint {DEMO_CHECKPOINT} is not installed ({candidate}); train one with "
                               "`fer-ros train --config synthetic` and pass --checkpoint")
     return candidate
+
+
+def clear_demo_output(out: Path) -> None:
+    """Remove a previous demo's output at `out`; refuse (deleting nothing) when anything there is
+    not something the demo writes."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BagError(f"--out {out} is a file: choose a folder")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in DEMO_OUTPUTS)
+    if foreign:
+        shown_names = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise BagError(f"{out} holds files fer-ros demo did not write ({shown_names}); nothing was deleted: "
+                       "choose another --out")
+    shutil.rmtree(out)
 
 
 def shown(path: Path) -> str:
@@ -187,9 +206,7 @@ def run_demo(args) -> int:
     graph = private_graph()  # children inherit it
     prepare_process()  # this process publishes the camera frames
     out = args.out
-    if out.exists() and not (out / "report.json").exists() and not (out / "INCOMPLETE").exists() and any(out.iterdir()):
-        raise BagError(f"{out} exists and is not a demo output: choose another --out")
-    shutil.rmtree(out, ignore_errors=True)
+    clear_demo_output(out)
     out.mkdir(parents=True)
     (out / "INCOMPLETE").write_text("fer-ros demo is running or stopped before the end; report.json is missing\n")
     labels = read_meta(checkpoint).labels

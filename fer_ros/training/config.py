@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from fer_ros.errors import ConfigError
+from fer_ros.paths import output_folder
 from fer_ros.model.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, MIN_INPUT_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -287,6 +288,7 @@ def check(cfg: Config) -> Config:
         raise ConfigError(f"model.pretrained: no such file {pretrained}")
     if cfg.model.init and not Path(cfg.model.init).is_file():
         raise ConfigError(f"model.init: no such checkpoint {cfg.model.init}")
+    output_folder(cfg.train.out_dir, "train.out_dir (--out)")
     for root in filter(None, (r.strip() for r in d.extra_train.split(","))):
         if not Path(root).is_dir():
             raise ConfigError(f"data.extra_train: no such folder {root}")

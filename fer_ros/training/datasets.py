@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fer_ros.errors import ConfigError, DatasetError
+from fer_ros.errors import ConfigError, DatasetError, FrameError
+from fer_ros.imagecheck import read_image
 from fer_ros.labels import AFFECTNET8, ALIASES, FER7, LABEL_SETS, canonical
 from fer_ros.model.preprocess import resize_square
 from fer_ros.paths import IMAGE_SUFFIXES
@@ -145,8 +146,9 @@ class ImageFileDataset(Dataset):
 
     def load(self, i: int) -> np.ndarray | None:
         """Image i as uint8 (size, size, C), or None when the file is unreadable."""
-        img = cv2.imread(self.paths[i], cv2.IMREAD_GRAYSCALE if self.color == "gray" else cv2.IMREAD_COLOR)
-        if img is None:
+        try:  # the node's checks: JPEG or PNG, size from the header within the pixel budget
+            img = read_image(self.paths[i], cv2.IMREAD_GRAYSCALE if self.color == "gray" else cv2.IMREAD_COLOR)
+        except FrameError:
             return None
         if self.boxes is not None:
             x, y, w, h = self.boxes[i]
@@ -625,7 +627,12 @@ def load_splits(fmt: str, root: str | Path, labels: str | tuple[str, ...] = "fer
         raise ValueError(f"unknown data format {fmt!r}; choose one of auto, {', '.join(FORMATS)}")
     if fmt != "synthetic" and not Path(root).exists():
         raise DatasetError(f"data set path does not exist: {root}")
-    return FORMATS[fmt](root, labels=classes, **options)
+    try:
+        return FORMATS[fmt](root, labels=classes, **options)
+    except NotADirectoryError:  # the format reads a folder (or a file inside one)
+        raise DatasetError(f"{root} is not a folder the {fmt} format can read") from None
+    except IsADirectoryError:
+        raise DatasetError(f"{root} holds a folder where the {fmt} format expects a file") from None
 
 
 def subset(dataset, indices: torch.Tensor, name: str = ""):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fer_ros.errors import ConfigError
+from fer_ros.paths import output_folder
 from fer_ros.metrics import confusion_matrix, plot_confusion, summarize
 from fer_ros.training.datasets import all_reports, load_splits, pick_split
 
@@ -164,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         options = {"n_train": 0, "n_val": args.synthetic_n, "n_test": args.synthetic_n, "seed": args.seed}
     elif not args.data:
         raise ConfigError("no data set given (--data PATH)")
+    if args.out:
+        output_folder(args.out, "--out")
     metrics = evaluate_checkpoint(args.checkpoint, args.format, args.data, args.split, args.tta, args.batch_size,
                                   args.device, args.backend, args.out, progress=sys.stderr.isatty(), **options)
     for line in metrics["data_report"]:

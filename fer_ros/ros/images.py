@@ -12,9 +12,7 @@ import numpy as np
 from rosbags.image.image import ImageError, convert_color, to_cvtype
 
 from fer_ros.errors import FrameError
-
-# Beyond this a frame is treated as corrupt rather than allocated (a 16k x 16k camera is not real).
-MAX_SIDE = 16384
+from fer_ros.inference.frames import MAX_SIDE
 
 
 def image_to_rgb(msg) -> np.ndarray:

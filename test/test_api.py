@@ -81,6 +81,10 @@ def test_a_stream_keeps_tracking_and_photos_stand_alone(recognizer):
 def test_options_are_the_nodes_own_and_checked_the_same_way():
     assert {"detector", "face_crop", "smoothing", "checkpoint", "device"} <= set(option_names())
     assert "qos_depth" not in option_names()  # a ROS subscription setting, not the pipeline's
+    from fer_ros.inference.load import DETECT_THREADS
+    from fer_ros.ros.params import PARAMS
+
+    assert DETECT_THREADS == PARAMS["detect_threads"].default  # OpenCV's threads as the node sets them
     with pytest.raises(ConfigError, match=r"unknown option detectr; .*detector.*face_margin"):
         Recognizer(detectr="haar")
     with pytest.raises(ConfigError, match="unknown option qos_depth"):

@@ -30,6 +30,8 @@ COMMANDS = {
                    "a ground-truth label topic, for bag-eval"),
     "video": ("fer_ros.video.analyse", "run the node's pipeline over a video file offline: faces.csv, annotated "
               "video, timeline, summary"),
+    "camera": ("fer_ros.ros.camera", "publish a V4L2 camera or a video file as sensor_msgs/Image (no camera "
+               "driver needed)"),
     "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
 }
 

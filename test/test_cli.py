@@ -50,6 +50,7 @@ def cases(d: Path) -> dict[str, list[list[str]]]:
         "synth-bag": [[str(d / "taken")]],
         "images-bag": [[MISSING, str(d / "images_bag1")], [str(d / "unreadable"), str(d / "images_bag2")]],
         "video": [[MISSING + ".mp4", "--out", str(d / "video1")], [str(d / "corrupt.avi"), "--out", str(d / "video2")]],
+        "camera": [["--video", MISSING + ".mp4"], ["--video", str(d / "corrupt.avi")]],
         "demo": [["--checkpoint", MISSING + ".safetensors", "--out", str(d / "demo1")],
                  ["--checkpoint", corrupt, "--out", str(d / "demo2")]],
     }

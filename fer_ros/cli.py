@@ -32,7 +32,8 @@ COMMANDS = {
               "video, timeline, summary"),
     "camera": ("fer_ros.ros.camera", "publish a V4L2 camera or a video file as sensor_msgs/Image (no camera "
                "driver needed)"),
-    "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
+    "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report; "
+             "then the shipped model on a real face (fer-ros video)"),
 }
 
 

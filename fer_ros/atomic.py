@@ -1,11 +1,15 @@
-"""Write a file so that a reader, or a crash, never sees half of it: temp file beside it + rename."""
+"""Write a file (or a folder of outputs) so that a reader, or a crash, never sees half of it: a
+temporary one beside it, renamed into place when complete."""
 
 import glob
 import os
+import shutil
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from fer_ros.errors import FerRosError
 
 # A temporary without its writer's process id (fer_ros before it named them) counts as stale once
 # it has not been touched for this long: no save of fer_ros takes an hour.
@@ -81,3 +85,28 @@ def _running(pid: int) -> bool:
 def atomic_write_text(text: str, path) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text)
+
+
+@contextmanager
+def staged_folder(out, force: bool = False, error=FerRosError):
+    """Yield a temporary folder beside `out`; it becomes `out` only if the block completes.
+
+    An error or Ctrl-C removes it, so a folder named `out` is always a finished run (a process
+    killed outright leaves `<out>.incomplete-*`, named for what it is). An `out` that exists and is
+    not empty raises `error` unless `force`.
+    """
+    out = Path(out)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        if not force:
+            raise error(f"{out} already exists: choose another output folder or pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.incomplete-", dir=out.parent))
+    tmp.chmod(usual_mode(directory=True))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(tmp, out)

@@ -28,7 +28,12 @@ COMMANDS = {
     "synth-bag": ("fer_ros.bags.synth", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),
     "images-bag": ("fer_ros.bags.folder", "turn a labelled image folder (<class>/*.jpg) into a camera bag with "
                    "a ground-truth label topic, for bag-eval"),
-    "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report"),
+    "video": ("fer_ros.video.analyse", "run the node's pipeline over a video file offline: faces.csv, annotated "
+              "video, timeline, summary"),
+    "camera": ("fer_ros.ros.camera", "publish a V4L2 camera or a video file as sensor_msgs/Image (no camera "
+               "driver needed)"),
+    "demo": ("fer_ros.tools.demo", "end to end: synthetic bag -> live fer_node over DDS -> recorded results -> report; "
+             "then the shipped model on a real face (fer-ros video)"),
 }
 
 

@@ -1,6 +1,11 @@
 """Start fer_node with the shipped parameters (and the shipped FER2013 model unless checkpoint:= names another).
 
     ros2 launch fer_ros fer.launch.py image:=/camera/image_raw [checkpoint:=/path/model.safetensors] [namespace:=robot1]
+    ros2 launch fer_ros fer.launch.py camera:=true [device:=0]      # and publish a V4L2 camera on image
+    ros2 launch fer_ros fer.launch.py video:=/path/session.mp4       # or a video file, looped
+
+With camera:=true or video:=..., `fer-ros camera` runs beside the node as its camera driver (it loads
+the large-image profile itself, as the publisher must).
 
 The Fast DDS profile for camera-sized images is exported to every process this file starts, unless
 FASTDDS_DEFAULT_PROFILES_FILE is already set (a profile you chose is kept); start the camera driver
@@ -9,9 +14,9 @@ from the same launch (or export the variable for it) so that the publisher uses 
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -37,6 +42,19 @@ def fer_node(context):
     )]
 
 
+def camera(context):
+    """`fer-ros camera` on the node's image topic, when asked for."""
+    video = LaunchConfiguration("video").perform(context)
+    if not video and LaunchConfiguration("camera").perform(context).lower() not in ("true", "1", "yes"):
+        return []
+    image = LaunchConfiguration("image").perform(context)
+    namespace = LaunchConfiguration("namespace").perform(context).strip("/")
+    topic = image if image.startswith("/") or not namespace else f"/{namespace}/{image}"
+    source = ["--video", video, "--loop"] if video else ["--device", LaunchConfiguration("device").perform(context)]
+    fer_ros = os.path.join(get_package_prefix("fer_ros"), "lib", "fer_ros", "fer-ros")
+    return [ExecuteProcess(cmd=[fer_ros, "camera", *source, "--topic", topic], name="fer_camera", output="screen")]
+
+
 def generate_launch_description():
     share = get_package_share_directory("fer_ros")
     return LaunchDescription([
@@ -53,5 +71,11 @@ def generate_launch_description():
             "FASTDDS_DEFAULT_PROFILES_FILE", default_value=EnvironmentVariable(
                 "FASTRTPS_DEFAULT_PROFILES_FILE", default_value=os.path.join(share, "config", "fastdds_large_images.xml")))),
         SetEnvironmentVariable("GLIBC_TUNABLES", EnvironmentVariable("GLIBC_TUNABLES", default_value=GLIBC_TUNABLES)),
+        DeclareLaunchArgument("camera", default_value="false",
+                              description="Also publish a V4L2 camera (device) on the image topic with fer-ros camera"),
+        DeclareLaunchArgument("device", default_value="0", description="The camera for camera:=true (index or path)"),
+        DeclareLaunchArgument("video", default_value="",
+                              description="Publish this video file (looped) on the image topic with fer-ros camera"),
         OpaqueFunction(function=fer_node),
+        OpaqueFunction(function=camera),
     ])

@@ -21,6 +21,7 @@ def inputs(tmp_path_factory):
     (d / "corrupt.db3").write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 8)
     (d / "unreadable" / "happy").mkdir(parents=True)
     (d / "unreadable" / "happy" / "broken.jpg").write_bytes(b"not a jpeg")
+    (d / "corrupt.avi").write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(range(256)) * 64)
     (d / "taken").mkdir()
     (d / "taken" / "something").write_text("a user's file")
     fer_ros = [sys.executable, "-m", "fer_ros.cli"]
@@ -48,6 +49,8 @@ def cases(d: Path) -> dict[str, list[list[str]]]:
         "record": [[str(d / "taken")]],  # an output folder that holds a user's files
         "synth-bag": [[str(d / "taken")]],
         "images-bag": [[MISSING, str(d / "images_bag1")], [str(d / "unreadable"), str(d / "images_bag2")]],
+        "video": [[MISSING + ".mp4", "--out", str(d / "video1")], [str(d / "corrupt.avi"), "--out", str(d / "video2")]],
+        "camera": [["--video", MISSING + ".mp4"], ["--video", str(d / "corrupt.avi")]],
         "demo": [["--checkpoint", MISSING + ".safetensors", "--out", str(d / "demo1")],
                  ["--checkpoint", corrupt, "--out", str(d / "demo2")]],
     }

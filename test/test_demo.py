@@ -21,15 +21,23 @@ def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path):
     assert checkpoint.is_file(), "the demo checkpoint is committed under models/ and installed with the package"
     # Reliable image QoS and half speed (15 Hz): on a busy 2-core machine no frame may be lost.
     demo = subprocess.run([FER_ROS, "demo", "--frames", "45", "--rate", "0.5", "--out", str(out),
-                           "-p", "qos_reliability:=reliable"], capture_output=True, text=True, timeout=600)
+                           "-p", "qos_reliability:=reliable", "--clip-frames", "30"], capture_output=True, text=True,
+                          timeout=600)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     lines = demo.stdout.splitlines()
     assert [line.split("]")[0] for line in lines if line.startswith("[")] == \
-        ["[1/5", "[2/5", "[3/5", "[4/5", "[5/5"]
+        ["[1/6", "[2/6", "[3/6", "[4/6", "[5/6", "[6/6"]
     live = [line for line in lines if "latency" in line and " truth " in line]
     assert len(live) == 45  # one printed line per result, as it arrived
     assert "accuracy:" in demo.stdout and "end_to_end ms" in demo.stdout and "timeline.png" in demo.stdout
 
+    # Step 6: the shipped real model reads the astronaut in a clip, through fer-ros video.
+    real = json.loads((out / "astronaut_fer" / "summary.json").read_text())
+    assert real["model"].startswith("fer2013_mit_b0_64@") and real["frames"]["processed"] == 30
+    assert real["faces_seen"] >= 1 and real["frames"]["no_face"] >= 2 and real["faces"]["1"]["share"]
+    assert "face 1:" in demo.stdout and "astronaut_fer" in demo.stdout
+    for name in ("astronaut.avi", "astronaut_fer/faces.csv", "astronaut_fer/timeline.png"):
+        assert (out / name).is_file(), name
     assert not (out / "INCOMPLETE").exists()
     for name in ("report.json", "timeline.png", "confusion.png", "confusion.json", "node.log", "recorder.log",
                  "synthetic/metadata.yaml", "recorded/metadata.yaml"):

@@ -23,7 +23,6 @@ folder named --out is always a complete run.
 
 import argparse
 import csv
-import dataclasses
 import sys
 import time
 from collections import Counter
@@ -120,26 +119,13 @@ def node_params(params_file: Path | None, overrides: list[str], checkpoint: str 
 
 
 def load_pipeline(params: dict):
-    """Engine + pipeline exactly as fer_node's configure step builds them."""
-    from fer_ros.inference.engine import Engine, EngineOptions
-    from fer_ros.inference.pipeline import Pipeline, PipelineOptions
-    from fer_ros.options import from_params
+    """Engine + pipeline exactly as fer_node's configure step builds them (fer_ros.inference.load)."""
+    from fer_ros.inference.load import load_pipeline as load
 
-    pipeline_options = from_params(PipelineOptions, params)  # checked before the model is loaded
-    # Offline, frames wait for the pipeline rather than the other way round: the periodic search runs
-    # inside its frame, so a bag scores the same on every run and every machine.
-    pipeline_options = dataclasses.replace(pipeline_options, detect_async=False)
-    engine = Engine.from_options(from_params(EngineOptions, params),
-                                 warn=lambda text: print(f"fer-ros bag-eval: {text}", file=sys.stderr))
-    try:
-        pipeline = Pipeline(engine, pipeline_options)
-        if pipeline.detector_note:
-            print(f"fer-ros bag-eval: {pipeline.detector_note}", file=sys.stderr)
-        engine.warmup()
-    except BaseException:
-        engine.close()
-        raise
-    return engine, pipeline
+    def say(text):
+        print(f"fer-ros bag-eval: {text}", file=sys.stderr)
+
+    return load(params, warn=say, note=say)
 
 
 # -- the run ----------------------------------------------------------------------------------

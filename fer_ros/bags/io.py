@@ -9,11 +9,9 @@ files), with rosidl's type hashes, so a real `ros2 bag` reads what these tools w
 
 import bisect
 import csv
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+import functools
 from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from fer_ros.atomic import usual_mode
+from fer_ros.atomic import staged_folder
 from fer_ros.errors import BagError, one_line
 from fer_ros.paths import share_dir
 from fer_ros.ros.messages import sec_nanosec, stamp_ns
@@ -175,28 +173,8 @@ def labels_from_csv(path: str | Path) -> GroundTruth:
 # -- writing ----------------------------------------------------------------------------------
 
 
-@contextmanager
-def staged_output(out: str | Path, force: bool = False):
-    """Yield a temporary folder beside `out`; it becomes `out` only if the block completes.
-
-    An error or Ctrl-C removes it, so a folder named `out` is always a finished run (a process
-    killed outright leaves `<out>.incomplete-*`, named for what it is).
-    """
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        if not force:
-            raise BagError(f"{out} already exists: choose another output folder or pass --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.incomplete-", dir=out.parent))
-    tmp.chmod(usual_mode(directory=True))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    os.replace(tmp, out)
+# Bag tools report an output folder in the way as a BagError, like the rest of their input.
+staged_output = functools.partial(staged_folder, error=BagError)
 
 
 def open_writer(path: str | Path, storage: str) -> Writer:

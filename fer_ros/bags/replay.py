@@ -31,7 +31,7 @@ from pathlib import Path
 
 from fer_ros.bags.io import IMAGE_TYPES, connections_for, describe_topics, open_bag, typestore
 from fer_ros.errors import BagError
-from fer_ros.ros.dds import large_image_env, profile_variable, tune_allocator
+from fer_ros.ros.dds import prepare_publisher
 from fer_ros.ros.messages import sec_nanosec, stamp_ns
 
 
@@ -221,9 +221,7 @@ def play_and_listen(bag: Path, topic: str, on_result, rate: float = 1.0, listene
 
 def prepare_process() -> None:
     """This process publishes camera images: large-image profile and allocator, before rclpy."""
-    name = profile_variable()
-    os.environ.setdefault(name, large_image_env()[name])
-    tune_allocator()
+    prepare_publisher()
 
 
 def run(args) -> int:

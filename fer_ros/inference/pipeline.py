@@ -161,6 +161,15 @@ class Pipeline:
                 followed.append(found[0].moved(wx, wy))
         return followed
 
+    def reset(self) -> None:
+        """Forget every face followed so far: the next frame starts a new stream (a full search, ids from 1)."""
+        self.close()
+        if self.search is not None:
+            self.search.take()
+        self.tracker = FaceTracker(self.options)
+        self.frame_count = 0
+        self.faces = []
+
     def close(self) -> None:
         """Wait for a background search in flight (at most a second)."""
         if self.search is not None:

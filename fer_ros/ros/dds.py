@@ -72,6 +72,16 @@ def large_image_env(base: dict | None = None) -> dict:
     return env
 
 
+def prepare_publisher() -> str:
+    """Make this process a camera-image publisher: the large-image profile (under the name this Fast DDS
+    reads, a profile already chosen kept) and the allocator settings. Call before rclpy.init: Fast DDS
+    reads the profile when the first participant is created. Returns the profile's path."""
+    name = profile_variable()
+    os.environ.setdefault(name, large_image_env()[name])
+    tune_allocator()
+    return os.environ[name]
+
+
 _claimed: list = []  # lock files held for this process's lifetime
 
 

@@ -13,6 +13,7 @@ from rosbags.image.image import ImageError, convert_color, to_cvtype
 
 from fer_ros.errors import FrameError
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, check_pixels, decode
+from fer_ros.inference.frames import MAX_SIDE
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

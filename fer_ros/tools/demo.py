@@ -6,10 +6,12 @@
 4. replays the bag into the node over real DDS at the recorded rate, restamped so that the
    node's latency_ms is camera-to-result, and prints each result as it arrives,
 5. stops the node and the recorder, then scores the *recorded* results against the bag's
-   labels (matched by header stamp) and writes the report beside them.
+   labels (matched by header stamp) and writes the report beside them,
+6. then reads a real face with the shipped model: a short clip built from scikit-image's astronaut
+   photo (moved, scaled, tilted; fer_ros.video.clip) through `fer-ros video`, in this process.
 
 Everything lands in --out (default out/demo): the bag, the recording, the logs, report.json,
-timeline.png and confusion.png. While it runs the folder holds an INCOMPLETE file saying so.
+timeline.png and confusion.png, and the clip with its analysis (astronaut.avi, astronaut_fer/). While it runs the folder holds an INCOMPLETE file saying so.
 The ROS graph is private: a claimed ROS_DOMAIN_ID unless one is set, localhost discovery
 unless another range is set.
 """
@@ -50,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra fer_node parameter (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic bag")
     parser.add_argument("--quiet", action="store_true", help="do not print every result")
+    parser.add_argument("--clip-frames", type=int, default=75,
+                        help="frames of the real-face clip (640x480 at 15 fps; default 75 = 5 s)")
 
 
 def demo_checkpoint(path: str | None) -> Path:
@@ -223,7 +227,7 @@ def run_demo(args) -> int:
                                    "--seed", str(args.seed), "--force"])
     schedule = synth_bag.write_bag(synth_args)
     runs = 1 + sum(a != b for a, b in zip(schedule, schedule[1:]))
-    print(f"[1/5] synthetic bag: {args.frames} frames ({synth_args.size}x{synth_args.size} face crops) at "
+    print(f"[1/6] synthetic bag: {args.frames} frames ({synth_args.size}x{synth_args.size} face crops) at "
           f"{synth_args.rate:g} Hz, {len(set(schedule))} expressions in {runs} runs -> {shown(bag)} "
           f"({time.monotonic() - t0:.1f} s)")
     with closing(open_bag(bag)) as reader:
@@ -238,15 +242,15 @@ def run_demo(args) -> int:
                              out / "node.log")
         if not node.wait_for("listening on", timeout=180):
             raise failed(node, "did not start")
-        print(f"[2/5] fer_node up (detector {detector}), log {shown(out / 'node.log')} "
+        print(f"[2/6] fer_node up (detector {detector}), log {shown(out / 'node.log')} "
               f"({time.monotonic() - t0:.1f} s)")
         recording = out / "recorded"
         recorder = fer_ros_child("recorder", ["record", str(recording), "--topics", "/emotion", "/emotions"],
                                  out / "recorder.log")
         if not recorder.wait_for("recording /emotion ", "recording /emotions ", timeout=60):
             raise failed(recorder, "did not start recording")
-        print(f"[3/5] recorder up: /emotion /emotions -> {shown(recording)}")
-        print(f"[4/5] replaying {args.frames} frames at {synth_args.rate * args.rate:g} Hz into {synth_args.topic}; "
+        print(f"[3/6] recorder up: /emotion /emotions -> {shown(recording)}")
+        print(f"[4/6] replaying {args.frames} frames at {synth_args.rate * args.rate:g} Hz into {synth_args.topic}; "
               "results as they arrive:")
         sent, printed, offset_ns, seconds = play_and_listen(
             bag, synth_args.topic, Printer(truth, truth.times_ns[0], args.quiet), rate=args.rate)
@@ -254,7 +258,7 @@ def run_demo(args) -> int:
             code = child.stop()
             if code != 0:
                 raise failed(child, f"exited with {code}")
-        print(f"[5/5] stopped fer_node and the recorder: {sent} frames sent in {seconds:.1f} s, {printed} results "
+        print(f"[5/6] stopped fer_node and the recorder: {sent} frames sent in {seconds:.1f} s, {printed} results "
               f"received live")
     finally:
         for child in (recorder, node):
@@ -268,7 +272,6 @@ def run_demo(args) -> int:
     report.update(checkpoint=str(checkpoint), bag=str(bag), recording=str(recording), replay_rate=args.rate,
                   detector=detector, stamp_offset_ns=offset_ns)
     write_report(report, out)
-    (out / "INCOMPLETE").unlink()
     print(f"report (recorded /emotions vs the bag's {synth_args.labels_topic} labels):")
     for line in summary_lines(report):
         print("  " + line)
@@ -277,7 +280,30 @@ def run_demo(args) -> int:
     plots = [out / "timeline.png"] + ([out / "confusion.png"] if report["accuracy"] else [])
     print(f"  plots: {', '.join(shown(p) for p in plots)}")
     print(f"  report: {shown(out / 'report.json')}")
+    real_face(out, args.clip_frames)
+    (out / "INCOMPLETE").unlink()
     return 0
+
+
+def real_face(out: Path, frames: int) -> None:
+    """The shipped real model on a real person: a clip of the astronaut photo through `fer-ros video`."""
+    from fer_ros.video import analyse
+    from fer_ros.video.clip import write_clip
+    from fer_ros.video.report import summary_lines as video_lines
+
+    t0 = time.monotonic()
+    clip = write_clip(out / "astronaut.avi", frames, 640, 480, fps=15)
+    parser = argparse.ArgumentParser()
+    analyse.add_arguments(parser)  # fer-ros video's own defaults: the shipped model, the node's pipeline
+    video_args = parser.parse_args([str(clip), "--out", str(out / "astronaut_fer"), "--force"])
+    summary, result = analyse.analyse(video_args)
+    print(f"[6/6] a real face: the shipped model {summary['model']} (detector {summary['detector']}) on "
+          f"{shown(clip)}, {frames} frames of the astronaut photo moved, scaled and tilted, through "
+          f"fer-ros video ({time.monotonic() - t0:.1f} s):")
+    for line in video_lines(summary):
+        print("  " + line)
+    files = ", ".join(v for v in summary["outputs"].values() if v)
+    print(f"  outputs: {shown(result)}/ ({files}); a showcase, not an accuracy claim (see the benchmarks)")
 
 
 def run(args) -> int:

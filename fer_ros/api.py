@@ -1,0 +1,125 @@
+"""fer_ros from Python, without ROS: the very pipeline fer_node runs, on photos and frame sequences.
+
+    from fer_ros.api import Recognizer
+
+    with Recognizer() as recognizer:                      # the shipped model, the node's defaults
+        for face in recognizer("photo.jpg"):              # a path, an RGB array, or bgr=True
+            print(face.face_id, face.box, face.label, face.confidence, face.probabilities)
+
+Options are fer_node's own parameters under their own names (`Recognizer(detector="haar",
+smoothing="ema")`), checked by the same specs; a name the node does not know is refused. A single
+call treats its image as a photo of its own: every face is searched for, ids start from 1.
+`recognizer.stream(frames, fps=30)` (or calls with `time=` in seconds) runs a sequence with the
+node's tracking kept: faces followed between full searches, stable ids, per-face smoothing.
+Nothing here imports rclpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_ros.errors import ConfigError
+from fer_ros.inference.frames import read_image, to_rgb
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face of one frame."""
+
+    box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
+    face_id: int  # stable while the face is followed through a stream, from 1
+    label: str  # the most probable expression, or "unknown" below confidence_threshold
+    confidence: float  # that expression's probability
+    probabilities: dict[str, float]  # every expression the model knows -> probability (they sum to 1)
+    landmarks: tuple[tuple[float, float], ...] | None = None  # eyes, nose tip, mouth corners (yuface, yunet)
+
+    def row(self) -> dict:
+        """A flat dict for a table (csv.DictWriter, pandas.DataFrame): box, id, label, p_<expression>."""
+        x, y, w, h = self.box
+        return {"face_id": self.face_id, "x": x, "y": y, "width": w, "height": h, "label": self.label,
+                "confidence": self.confidence, **{f"p_{k}": v for k, v in self.probabilities.items()}}
+
+
+def option_names() -> list[str]:
+    """The node parameters a Recognizer takes: the engine's and the pipeline's (not the ROS-only ones)."""
+    from fer_ros.inference.engine import EngineOptions
+    from fer_ros.inference.pipeline import PipelineOptions
+    from fer_ros.options import specs
+
+    return [s.name for s in specs(EngineOptions) + specs(PipelineOptions)]
+
+
+class Recognizer:
+    """Faces and their expressions in images, by fer_node's pipeline (detector, crop, engine,
+    tracking, smoothing). `checkpoint`: a fer_ros .safetensors file (None: the shipped model)."""
+
+    def __init__(self, checkpoint: str | Path | None = None, **options):
+        from fer_ros.inference.load import load_pipeline
+
+        known = option_names()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                              f"a Recognizer takes fer_node's parameters: {', '.join(known)}")
+        if "checkpoint" in options and checkpoint is not None:
+            raise ConfigError("checkpoint given twice (as the first argument and as checkpoint=)")
+        params = dict(options)
+        if checkpoint is not None:
+            params["checkpoint"] = str(checkpoint)
+        self.engine, self.pipeline = load_pipeline(params)
+        self.labels: list[str] = self.pipeline.labels
+        self.detector: str = self.pipeline.detector_name  # what `auto` chose
+        self.model_id: str = self.engine.model_id  # <checkpoint name>@<sha256 prefix>, as the node reports
+        self.last = None  # the pipeline's FrameResult of the latest frame (timings: detect_ms, classify_ms)
+        self._time = None
+
+    def __call__(self, image, *, bgr: bool = False, time: float | None = None) -> list[DetectedFace]:
+        """The faces of one image, largest first. `image`: a path, or an (H, W[, 3|4]) uint8 array,
+        RGB unless `bgr` (OpenCV's order). Without `time` the image stands alone; with `time`
+        (seconds, increasing) it is the next frame of a stream and faces keep their ids."""
+        if isinstance(image, (str, Path)):
+            rgb = read_image(image)
+        else:
+            rgb = to_rgb(image, "bgr" if bgr else "rgb")
+        if time is None or self._time is None or time < self._time:
+            self.pipeline.reset()  # a photo of its own, or a new stream (after a photo, or time went back)
+        self._time = time
+        self.last = self.pipeline.process(rgb, now=0.0 if time is None else float(time))
+        return [self._face(f) for f in self.last.faces]
+
+    def stream(self, frames: Iterable, fps: float = 30.0, *, bgr: bool = False) -> Iterator[list[DetectedFace]]:
+        """The faces of each frame of a sequence (arrays or paths) taken `fps` frames per second apart,
+        tracked from frame to frame; a new stream starts from scratch."""
+        if not fps > 0:
+            raise ConfigError(f"fps must be positive, not {fps!r}")
+        self.pipeline.reset()
+        self._time = None
+        for index, frame in enumerate(frames):
+            yield self(frame, bgr=bgr, time=index / fps)
+
+    def _face(self, result) -> DetectedFace:
+        landmarks = None
+        if result.landmarks is not None:
+            landmarks = tuple((float(x), float(y)) for x, y in np.asarray(result.landmarks))
+        return DetectedFace(box=tuple(int(v) for v in result.box), face_id=int(result.face_id), label=result.label,
+                            confidence=float(result.confidence),
+                            probabilities={k: float(p) for k, p in zip(self.labels, result.probabilities)},
+                            landmarks=landmarks)
+
+    def close(self) -> None:
+        """Free the model (and GPU memory)."""
+        self.pipeline.close()
+        self.engine.close()
+
+    def __enter__(self) -> Recognizer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.model_id}, detector {self.detector}, {self.engine.device}/{self.engine.backend})"

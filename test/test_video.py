@@ -1,0 +1,115 @@
+"""`fer-ros video`: a clip of a real face (the astronaut, moved, scaled and tilted) through the node's
+pipeline offline, the files it writes, --every/--start/--end, and what it does with bad input."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from fer_ros.cli import main as fer_ros
+from fer_ros.video.clip import write_clip
+
+FPS = 15.0
+FRAMES = 40
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp("video") / "astronaut.avi", FRAMES, 320, 240, FPS)
+
+
+def frame_count(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    return count
+
+
+def read_rows(path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_clip_becomes_a_table_a_video_a_plot_and_a_summary(clip, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert fer_ros(["video", str(clip), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "frames/s" in printed and "face 1:" in printed and "happy" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    labels = summary["labels"]
+
+    rows = read_rows(out / "faces.csv")
+    frames = sorted({int(r["frame"]) for r in rows})
+    assert frames == list(range(FRAMES))  # every frame, with or without a face
+    per_frame = {f: [r for r in rows if int(r["frame"]) == f] for f in frames}
+    for f, own in per_frame.items():
+        faces = int(own[0]["faces"])
+        assert len(own) == max(1, faces)  # rows = frames x faces, plus one per frame with none
+        assert float(own[0]["time_s"]) == pytest.approx(f / FPS, abs=1e-3)
+        for r in own:
+            if faces == 0:
+                assert r["face_id"] == "" and r["label"] == "" and r["p_happy"] == ""
+                continue
+            probabilities = [float(r[f"p_{c}"]) for c in labels]
+            assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
+            assert r["label"] == labels[probabilities.index(max(probabilities))]
+            assert int(r["width"]) > 0 and int(r["height"]) > 0
+    empty = [f for f, own in per_frame.items() if own[0]["faces"] == "0"]
+    assert 0 in empty and FRAMES - 1 in empty  # nobody at the start and the end of the clip
+    with_face = [f for f in frames if f not in empty]
+    assert len(with_face) >= 0.6 * FRAMES
+    assert {per_frame[f][0]["face_id"] for f in with_face} == {"1"}  # one person, tracked throughout
+
+    assert summary["frames"] == {"processed": FRAMES, "with_face": len(with_face), "no_face": len(empty)}
+    assert summary["faces_seen"] == 1 and summary["faces"]["1"]["frames"] == len(with_face)
+    assert sum(summary["faces"]["1"]["share"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert summary["frames_per_second"] > 0 and summary["note"] == ""
+    assert frame_count(out / summary["outputs"]["video"]) == FRAMES
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob("*.incomplete-*"))
+
+
+def test_every_start_and_end_choose_the_frames(clip, tmp_path, capsys):
+    out = tmp_path / "part"
+    assert fer_ros(["video", str(clip), "--out", str(out), "--every", "3", "--start", "0.5", "--end", "2.0",
+                    "-p", "detector:=haar", "-p", "smoothing:=ema"]) == 0
+    capsys.readouterr()
+    rows = read_rows(out / "faces.csv")
+    wanted = list(range(8, 30, 3))  # frames at 0.5 s (frame 8) up to 2.0 s (frame 30), every third
+    assert sorted({int(r["frame"]) for r in rows}) == wanted
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["detector"] == "haar" and summary["options"]["params"] == {"detector": "haar", "smoothing": "ema"}
+    assert frame_count(out / summary["outputs"]["video"]) == len(wanted)
+
+
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(clip, tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "mine.txt").write_text("a user's file")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    cases = {
+        "no video file": [str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o1")],
+        "not a video OpenCV can read": [str(corrupt), "--out", str(tmp_path / "o2")],
+        "already exists": [str(clip), "--out", str(taken)],
+        "cannot create the output folder": [str(clip), "--out", str(blocker / "o3")],
+        "unknown option": [str(clip), "--out", str(tmp_path / "o4"), "-p", "qos_depth:=1"],
+        "no frame between": [str(clip), "--out", str(tmp_path / "o5"), "--start", "100"],
+        "--every must be": [str(clip), "--out", str(tmp_path / "o6"), "--every", "0"],
+    }
+    for expected, args in cases.items():
+        done = subprocess.run([sys.executable, "-m", "fer_ros.cli", "video", *args], capture_output=True, text=True,
+                              timeout=300)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (expected, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("fer-ros video: error: ") and expected in lines[0], \
+            (expected, done.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "corrupt.mp4", "taken"]  # nothing half-written
+    assert (taken / "mine.txt").read_text() == "a user's file"

@@ -101,7 +101,7 @@ def test_auto_falls_back_to_haar_with_one_line_when_yuface_cannot_be_imported(mo
 
 
 def test_bad_detector_settings_are_refused_with_a_reason(tmp_path):
-    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, not 'nope'"):
+    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, hri, not 'nope'"):
         from_params(PipelineOptions, {"detector": "nope"})
     with pytest.raises(ConfigError, match="yunet_model"):
         make_detector(DetectorOptions(detector="yunet"))

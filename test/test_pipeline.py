@@ -172,7 +172,7 @@ def test_options_from_node_params_ignore_other_keys_cast_and_check():
     assert options.detect_every == PipelineOptions().detect_every  # not given: the default
     with pytest.raises(ConfigError, match="detect_every takes an integer"):
         from_params(PipelineOptions, {"detect_every": 2.5})
-    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none"):
+    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, hri"):
         from_params(PipelineOptions, {"detector": "magic"})
     with pytest.raises(ConfigError, match="track_iou must be within 0..1"):
         from_params(PipelineOptions, {"track_iou": 1.5})

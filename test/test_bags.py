@@ -257,7 +257,34 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkp
     assert code == 2 and len(err) == 1 and "no bag at" in err[0]
 
 
-def test_replay_into_a_live_node_gives_one_result_per_frame(spawn, tmp_path, small_checkpoint):
+def wait_until_results_reach_a_subscriber(ros, node_name: str, timeout: float) -> bool:
+    """True once the node's /diagnostics say both its result publishers have matched a subscriber.
+
+    The recorder subscribing is not enough: a result published before the node's own writer has
+    matched the recorder's reader is never delivered (volatile), and under load that match can lag
+    by a discovery heartbeat (seconds)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    seen = []
+    probe = ros.create_node("results_probe")
+    probe.create_subscription(DiagnosticArray, "/diagnostics", seen.append, 10)
+    try:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            ros.spin_once(probe, timeout_sec=0.2)
+            for array in seen:
+                for status in array.status:
+                    values = {v.key: v.value for v in status.values}
+                    if values.get("node") == node_name and all(
+                            int(values.get(k, "0")) > 0 for k in ("emotions_subscribers", "emotion_subscribers")):
+                        return True
+            seen.clear()
+        return False
+    finally:
+        probe.destroy_node()
+
+
+def test_replay_into_a_live_node_gives_one_result_per_frame(ros, spawn, tmp_path, small_checkpoint):
     """synth-bag -> bag-replay (10 Hz, restamped) -> fer_node -> record, each its own process over DDS."""
     from rosbags.interfaces import QosDurability, QosReliability
 
@@ -273,13 +300,17 @@ def test_replay_into_a_live_node_gives_one_result_per_frame(spawn, tmp_path, sma
     assert node.wait_for("listening on", timeout=90), node.output()
     assert recorder.wait_for("recording /replay_test/emotion ", timeout=30), recorder.output()
     assert recorder.wait_for("recording /replay_test/emotions ", timeout=30), recorder.output()
+    assert wait_until_results_reach_a_subscriber(ros, "/replay_test/fer_node", 30), node.output()
     replay = subprocess.run([FER_ROS, "bag-replay", str(bag), "--rate", str(10 / 30), "--wait-for-subscribers", "30",
                              "--remap", "/camera/image_raw:=/replay_test/image", "--restamp"],
                             capture_output=True, text=True, timeout=90)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "published 20 messages" in replay.stdout
     offset = int(replay.stdout.split("stamps shifted by ")[1].split()[0])
-    recorder.proc.wait(60)
+    try:
+        recorder.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the recorder did not get all 40 results:\n{recorder.output()}\n{node.output()}")
     assert recorder.stop() == 0, recorder.output()
     assert "wrote" in recorder.output() and no_leftovers(tmp_path)
     results = read_bag(recording)

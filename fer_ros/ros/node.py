@@ -515,6 +515,10 @@ class FerNode(LifecycleNode):
                 "latency_p95_ms": f"{health.latency_p95_ms:.1f}",
                 "detect_p50_ms": f"{percentile(s.detect_ms, 50):.1f}",
                 "classify_p50_ms": f"{percentile(s.classify_ms, 50):.1f}",
+                # Matched on the writer's side: a result published before a new subscriber is
+                # matched here is not delivered to it (volatile topics).
+                "emotions_subscribers": str(self.emotions_pub.get_subscription_count() if self.emotions_pub else 0),
+                "emotion_subscribers": str(self.emotion_pub.get_subscription_count() if self.emotion_pub else 0),
             }
             s.window_start, s.window_received, s.window_processed, s.window_bad, s.window_stale = now, 0, 0, 0, 0
         engine, pipeline = self.engine, self.pipeline

@@ -234,7 +234,7 @@ def main(argv=None) -> int:
 
 def table(result: dict) -> str:
     lines = ["| detector | " + " | ".join(f"{k}: found / missed / false" for k in result["frames"]) +
-             " | all found | ms 640x480 | ms 320x240 | ms at detect_scale 0.5 |",
+             " | all found | ms 640x480 | ms 320x240 | ms 640x480 at the node's default scale (CNN x0.675, Haar x0.5) |",
              "|---" * (len(result["frames"]) + 5) + "|"]
     for name, row in result["detection"].items():
         cells = [f"{row[k]['found']} / {row[k]['missed']} / {row[k]['false']}" for k in result["frames"]]

@@ -45,6 +45,14 @@ def experiments(data: Path) -> dict:
         "C_fer_mux": ("FER2013 + muxspace, balanced sampler, the shipped recipe's augmentations", mux),
         "D_fer_mux_camera_w05": ("as B, muxspace faces drawn half as often", CAMERA + mux +
                                  ["--set", "data.extra_weight=0.5"]),
+        "E_fer_camera_power06": ("as A, class weights (1 / frequency) ** 0.6 (shipped: 0.3)",
+                                 CAMERA + ["--set", "train.balance_power=0.6"]),
+        "F_fer_mux_camera_w025": ("as A, plus muxspace drawn a quarter as often, balanced by class in the loss",
+                                  CAMERA + ["--set", f"data.extra_train={data / 'muxspace'}",
+                                            "--set", "data.extra_weight=0.25"]),
+        "G_fer_camera_80px": ("as A, 80x80 input (the model is size-agnostic: no position embeddings)",
+                              CAMERA + ["--set", "data.input_size=80"]),
+        "H_fer_camera_lr1e3": ("as A, peak learning rate 1e-3 (A: 3e-4)", CAMERA + ["--set", "optim.lr=1e-3"]),
     }
 
 

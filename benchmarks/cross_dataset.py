@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from fer_ros.inference.crops import face_crop
+from fer_ros.inference.faces import Face
 from fer_ros.inference.engine import Engine, EngineOptions
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.labels import FER7, canonical
@@ -110,14 +111,15 @@ def photo_set(folder: Path, engine: Engine, options: PipelineOptions):
     for i, path in enumerate(sorted(folder.glob("*/*.jpg"))):
         rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         truth.append(canonical(path.parent.name))
-        faces = pipeline.detector(rgb)
-        found.append(bool(faces))
-        crops.append(face_crop(rgb, faces[0], pipeline.detector_name, options.face_crop, options.face_margin)
-                     if faces else rgb)
         result = pipeline.process(rgb, now=i * 10.0)  # 10 s apart: nothing carries over between photos
+        found.append(bool(result.faces))
         row = np.zeros(len(FER7), np.float32)
-        if result.faces:
-            p = result.faces[0].probabilities
+        crops.append(rgb)
+        if result.faces:  # the peers get the crop of the very face the pipeline classified
+            face = result.faces[0]
+            crops[-1] = face_crop(rgb, Face(face.box, face.landmarks, face.score), pipeline.detector_name,
+                                  options.face_crop, options.face_margin)
+            p = face.probabilities
             row[[FER7.index(c) for c in engine.labels]] = p
         piped.append(row)
     pipeline.close()

@@ -53,7 +53,7 @@ def publish(args) -> None:
     from fer_ros.ros.dds import tune_allocator
 
     tune_allocator()
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: the -p NAME:=VALUE items are the node's, not remap rules here
     node = rclpy.create_node("bench_camera")
     pub = node.create_publisher(Image, FRAME_TOPIC, qos_profile_sensor_data)
     while pub.get_subscription_count() == 0:
@@ -146,7 +146,7 @@ def run(args) -> dict:
         time.sleep(0.2)
 
     tune_allocator()
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: the -p NAME:=VALUE items are the node's, not remap rules here
     listener = rclpy.create_node("bench_listener")
     arrivals, faces, timings, diagnostics = [], [], [], []
 

@@ -53,6 +53,12 @@ def experiments(data: Path) -> dict:
         "G_fer_camera_80px": ("as A, 80x80 input (the model is size-agnostic: no position embeddings)",
                               CAMERA + ["--set", "data.input_size=80"]),
         "H_fer_camera_lr1e3": ("as A, peak learning rate 1e-3 (A: 3e-4)", CAMERA + ["--set", "optim.lr=1e-3"]),
+        "I_fer_camera_power1": ("as A, class weights (1 / frequency) ** 1 (fully balanced)",
+                                CAMERA + ["--set", "train.balance_power=1.0"]),
+        "J_fer_mux_camera_power06_w01": ("as E, plus muxspace drawn a tenth as often",
+                                         CAMERA + ["--set", "train.balance_power=0.6",
+                                                   "--set", f"data.extra_train={data / 'muxspace'}",
+                                                   "--set", "data.extra_weight=0.1"]),
     }
 
 

@@ -13,7 +13,8 @@ import torch
 
 from test_training import tiny
 
-from fer_ros.training.train import STATE_FILE, train
+from fer_ros.training.runstate import STATE_FILE
+from fer_ros.training.train import train
 
 SCHEMA = Path(__file__).resolve().parent / "data" / "train_state_schema.json"
 

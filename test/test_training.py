@@ -12,7 +12,9 @@ from fer_ros.training.augment import prepare_batch
 from fer_ros.errors import ConfigError
 from fer_ros.training.config import AugmentConfig, OptimConfig, load_config
 from fer_ros.training.evaluate import evaluate_checkpoint
-from fer_ros.training.train import STATE_FILE, Plateau, atomic_save, lr_at, train
+from fer_ros.training.runstate import STATE_FILE, atomic_save
+from fer_ros.training.schedule import Plateau, lr_at
+from fer_ros.training.train import train
 
 
 def tiny(tmp_path, *overrides, **kw):
@@ -106,7 +108,7 @@ def test_paper_config_wants_encoder_weights_or_an_explicit_none(tmp_path):
 
 def test_optimizers_and_weight_decay_groups():
     from fer_ros.model.mit import build_model
-    from fer_ros.training.train import make_optimizer
+    from fer_ros.training.build import make_optimizer
 
     model = build_model("mit_b0")
     for name, kind in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("radam", torch.optim.RAdam)):
@@ -178,7 +180,7 @@ def test_ema_weights_are_validated_saved_and_resumed(tmp_path):
 
 
 def test_class_weights_power():
-    from fer_ros.training.train import class_weights
+    from fer_ros.training.sampling import class_weights
 
     counts = torch.tensor([100, 400, 0, 25])
     full, half = class_weights(counts), class_weights(counts, 0.5)
@@ -268,7 +270,7 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     from test_weights import OFFICIAL_FROM_OURS, rename
 
     from fer_ros.model.mit import build_model
-    from fer_ros.training.train import build
+    from fer_ros.training.build import build
 
     source = build_model("mit_b0")
     torch.save(rename(source.encoder.state_dict(), OFFICIAL_FROM_OURS), tmp_path / "mit_b0.pth")
@@ -276,7 +278,7 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     model = build(cfg, 7)
     import hashlib
 
-    from fer_ros.training.train import initialisation
+    from fer_ros.training.build import initialisation
 
     digest = hashlib.sha256((tmp_path / "mit_b0.pth").read_bytes()).hexdigest()
     assert initialisation(cfg.model.pretrained) == {"file": "mit_b0.pth", "sha256": digest}
@@ -311,7 +313,7 @@ def test_tta_flip_is_the_mean_with_the_mirror_and_random_is_deterministic(small_
 
 
 def test_class_balanced_sampler_draws_every_class_evenly_and_repeatably():
-    from fer_ros.training.train import EpochSampler, class_weights
+    from fer_ros.training.sampling import EpochSampler, class_weights
 
     targets = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
     weights = class_weights(torch.bincount(targets))[targets].double()
@@ -375,7 +377,7 @@ def test_extra_training_faces_join_the_training_set_balanced_by_class(tmp_path):
 
 
 def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, small_checkpoint):
-    from fer_ros.training.train import build
+    from fer_ros.training.build import build
 
     model, meta = load_checkpoint(small_checkpoint)
     cfg = load_config(None, {"model.init": str(small_checkpoint), "model.drop_rate": 0.0})

@@ -11,7 +11,7 @@ from fer_ros.model.checkpoint import load_checkpoint
 from fer_ros.training.augment import prepare_batch
 from fer_ros.errors import ConfigError
 from fer_ros.training.config import AugmentConfig, OptimConfig, load_config
-from fer_ros.training.evaluate import evaluate_checkpoint
+from fer_ros.training.evaluate import checkpoint_metrics
 from fer_ros.training.runstate import STATE_FILE, atomic_save
 from fer_ros.training.schedule import Plateau, lr_at
 from fer_ros.training.train import train
@@ -57,6 +57,24 @@ def test_a_bad_setting_is_refused_before_any_data_is_read(tmp_path, setting, fie
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         train(cfg, progress=False)  # the data path does not exist: reaching it would raise another error
     assert not (tmp_path / "run").exists()
+
+
+def test_every_training_setting_is_a_described_option():
+    """One rulebook: each field of the training config is an option() with its description, range or
+    choices, as the node's parameters are, and `check` holds the values to them."""
+    import dataclasses
+
+    from fer_ros.options import specs
+    from fer_ros.training.config import Config, check
+
+    for section in dataclasses.fields(Config):
+        cls = type(getattr(Config(), section.name))
+        assert [s.name for s in specs(cls)] == [f.name for f in dataclasses.fields(cls)], section.name
+        assert all(s.doc for s in specs(cls)), section.name
+    assert load_config(None, {"data.in_memory": True}).data.in_memory == "true"  # YAML's true, as a choice
+    cfg = load_config("synthetic", ["train.device=cuda:x"])
+    with pytest.raises(ConfigError, match=r"^train\.device must be auto, cpu, cuda or cuda:N, not 'cuda:x'$"):
+        check(cfg)
 
 
 def test_plateau_follows_torchs_reduce_lr_on_plateau():
@@ -214,12 +232,12 @@ def test_best_checkpoint_and_evaluate_agree(tmp_path):
     assert meta.train_config["optim"]["name"] == "adamw" and "val" in meta.metrics
     # The evaluator goes through the inference preprocessing; on same-size images it must
     # reproduce the loop's own test score.
-    m = evaluate_checkpoint(best, "synthetic", "", "test", out_dir=tmp_path / "eval", n_train=0, n_val=14,
+    m = checkpoint_metrics(best, "synthetic", "", "test", out_dir=tmp_path / "eval", n_train=0, n_val=14,
                             n_test=14, seed=cfg.train.seed)
     assert m["accuracy"] == pytest.approx(summary["test"]["accuracy"])
     assert {"macro_f1", "per_class", "samples"} <= set(m) and m["samples"] == 14
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "confusion.json", "confusion.png"}
-    flipped = evaluate_checkpoint(best, "synthetic", "", "test", tta="flip", n_train=0, n_val=14, n_test=14)
+    flipped = checkpoint_metrics(best, "synthetic", "", "test", tta="flip", n_train=0, n_val=14, n_test=14)
     assert flipped["tta"] == "flip"
 
 

@@ -56,7 +56,8 @@ def make_loader(dataset, batch_size: int, sampler, workers: int, device: torch.d
                       persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None, drop_last=False)
 
 
-def draw_weights(train_set, weights: torch.Tensor, set_weight: torch.Tensor | None, balance: str) -> torch.Tensor | None:
+def draw_weights(train_set, weights: torch.Tensor, set_weight: torch.Tensor | None,
+                 balance: str) -> torch.Tensor | None:
     """How often the sampler draws each face (None: uniformly): balanced by class across every set
     (not by set) with train.balance=sampler, and an extra set's faces data.extra_weight as often."""
     draw = weights[train_set.hard_targets().clamp(min=0)].double() if balance == "sampler" else None

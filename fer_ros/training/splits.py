@@ -22,7 +22,7 @@ def load_data(cfg: Config) -> dict:
                            n_val=d.synthetic_val, n_test=d.synthetic_test, seed=cfg.train.seed)
     # File formats resize in the workers straight to the input size; in-memory ones keep their own.
     splits = load_splits(d.format, d.root, d.labels, color=d.color, size=d.input_size, target=d.target)
-    choice = str(d.in_memory).lower()
+    choice = d.in_memory  # auto | true | false (data.in_memory's choices)
     for name, ds in splits.items():
         if isinstance(ds, ImageFileDataset) and (choice == "true" or (choice == "auto" and ds.nbytes() <= IN_MEMORY_LIMIT)):
             splits[name] = ds.to_memory(progress=sys.stderr.isatty())

@@ -187,7 +187,7 @@ def validate(run: Run, dataset, engine=None, tta: str = "none") -> tuple[dict, t
     """Metrics and confusion matrix on `dataset`, each process scoring a shard, through the
     inference engine (by default over the weights being trained, in float32 PyTorch)."""
     from fer_ros.inference.engine import Engine
-    from fer_ros.training.evaluate import score
+    from fer_ros.training.evaluate import confusion
 
     own = engine is None
     if own:
@@ -195,7 +195,7 @@ def validate(run: Run, dataset, engine=None, tta: str = "none") -> tuple[dict, t
                         compile=False, batch_sizes=())
     try:
         shard = range(run.ddp.rank, len(dataset), run.ddp.world)
-        cm = score(engine, dataset, run.cfg.train.batch_size * 2, tta, shard).to(run.device)
+        cm = confusion(engine, dataset, run.cfg.train.batch_size * 2, tta, shard).to(run.device)
     finally:
         if own:
             engine.close()

@@ -7,6 +7,9 @@ accuracy has not improved (ReduceLROnPlateau, patience 2), stop after more than 
 improvement, at most 50 epochs, encoder from ImageNet MiT weights. Where the paper is silent the
 bundled configs say what they chose and why (README, "The paper's protocol and fer_ros"). The
 resolved configuration is written beside every checkpoint, so a run can always be repeated.
+
+Every field is an `option()` (fer_ros.options), as the node's parameters are: `check` holds each
+value to its range or choices before any data is read, and the code that uses a value trusts it.
 """
 
 from __future__ import annotations
@@ -48,10 +51,6 @@ def check_tta(tta: str) -> str:
     if rule := tta_rule(tta):
         raise ConfigError(f"tta must be {rule}, not {tta!r}")
     return tta
-
-
-# Each field is an `option()` as the node's are (fer_ros.options): default, description, and the
-# range or choices `check` holds every value to.
 
 
 @dataclass

@@ -25,9 +25,12 @@ from pathlib import Path
 import torch
 
 from fer_ros.training.augment import prepare_batch
+from fer_ros.training.build import build, make_optimizer
 from fer_ros.training.config import load_config
 from fer_ros.training.datasets import ArrayDataset
-from fer_ros.training.train import EpochSampler, amp_dtype, build, make_loader, make_optimizer, train_step
+from fer_ros.training.distributed import amp_dtype
+from fer_ros.training.sampling import EpochSampler, make_loader
+from fer_ros.training.train import train_step
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -3,24 +3,27 @@
 The inference core declares its settings this way (`EngineOptions`, `DetectorOptions`,
 `TrackerOptions`, `PipelineOptions`); fer_node turns the very same fields into its ROS parameters
 (`fer_ros.ros.params`) and bag-eval reads the same names from a params file. A setting is written
-once, under one name, from config/fer.yaml to the code that uses it.
+once, under one name, from config/fer.yaml to the code that uses it. The training config's sections
+(`fer_ros.training.config`) are declared the same way and checked by `check_options`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from fer_ros.errors import ConfigError
 
 
 def option(default: Any, doc: str, low: float | None = None, high: float | None = None, choices: tuple = (),
-           live: bool = True):
-    """A dataclass field with its description, allowed range or choices, and whether it may change
-    while the node runs (`live=False`: it applies when the node is configured)."""
+           live: bool = True, check: Callable[[Any], str | None] | None = None):
+    """A dataclass field with its description, allowed range (either end may be open) or choices, and
+    whether it may change while the node runs (`live=False`: it applies when the node is configured).
+    `check`, for a rule a range or list cannot say, returns what the value must be when it is not
+    allowed (e.g. "auto, cpu, cuda or cuda:N"), else None."""
     return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": tuple(choices),
-                                            "live": live})
+                                            "live": live, "check": check})
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,7 @@ class Spec:
     high: float | None
     choices: tuple
     live: bool
+    check: Callable[[Any], str | None] | None = None
 
     def problem(self, value: Any) -> str | None:
         """Why `value` is not allowed, or None when it is."""
@@ -39,12 +43,20 @@ class Spec:
             return f"{self.name} takes {_KINDS[type(self.default)]}, not {value!r}"
         if self.choices and value not in self.choices:
             return f"{self.name} must be one of {', '.join(self.choices)}, not {value!r}"
-        if self.low is not None and not self.low <= value <= self.high:
-            return f"{self.name} must be within {self.low:g}..{self.high:g}, not {value!r}"
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            return f"{self.name} must be {_bounds(self.low, self.high)}, not {value!r}"
+        if self.check is not None and (rule := self.check(value)):
+            return f"{self.name} must be {rule}, not {value!r}"
         return None
 
 
-_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", tuple: "a list"}
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"<= {high:g}"
+    return f">= {low:g}" if high is None else f"within {low:g}..{high:g}"
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -52,14 +64,24 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, (int, float))  # 1 for 1.0, as YAML and ROS write it
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple))
     return isinstance(value, type(default))
 
 
 def specs(cls) -> list[Spec]:
     """The described fields of an options dataclass, in declaration order (base classes first)."""
     return [Spec(f.name, f.default, f.metadata.get("doc", ""), f.metadata.get("low"), f.metadata.get("high"),
-                 f.metadata.get("choices", ()), f.metadata.get("live", True))
+                 f.metadata.get("choices", ()), f.metadata.get("live", True), f.metadata.get("check"))
             for f in dataclasses.fields(cls) if "doc" in f.metadata]
+
+
+def check_options(options, prefix: str = "") -> None:
+    """Raises ConfigError for the first described field of an options object whose value is not
+    allowed, naming it with `prefix` (e.g. "train." for the training config's sections)."""
+    for spec in specs(type(options)):
+        if reason := dataclasses.replace(spec, name=prefix + spec.name).problem(getattr(options, spec.name)):
+            raise ConfigError(reason)
 
 
 def from_params(cls, params: dict[str, Any]):

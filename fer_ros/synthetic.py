@@ -32,6 +32,7 @@ from fer_ros.labels import AFFECTNET8, FER7, LABEL_SETS
 _CANVAS = 256
 _SHIFT = 4  # cv2 fixed-point bits: coordinates carry 1/16 px precision
 _ONE = 1 << _SHIFT
+_MID = _CANVAS / 2  # the canvas centre, where the face is drawn
 
 
 @dataclass(frozen=True)
@@ -131,93 +132,100 @@ def _draw_eye(img, cx, cy, open_frac, iris, rng_dx, side):
     cv2.ellipse(img, _pts((cx, cy)), _pts((w, max(h, 1.2))), 0, 0, 360, (40, 30, 30), 2, cv2.LINE_AA, _SHIFT)
 
 
-def _draw_face_layer(label: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The face on a _CANVAS square: (RGB image, float alpha mask in [0, 1]), frontal, unscaled."""
-    ex = EXPRESSIONS[label]
-    img = np.zeros((_CANVAS, _CANVAS, 3), np.uint8)
-    alpha = np.zeros((_CANVAS, _CANVAS), np.uint8)
-    c = _CANVAS / 2
+def _draw_head(img: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> tuple[tuple, tuple, float, float]:
+    """Hair behind the head, then ears, head, hair fringe on top; (skin, hair, half-width, half-height)."""
     skin = np.array([rng.uniform(90, 250), 0, 0])
     skin[1] = skin[0] * rng.uniform(0.65, 0.85)
     skin[2] = skin[1] * rng.uniform(0.7, 0.95)
     skin = tuple(int(v) for v in skin)
     hair = _random_colour(rng, 0, 120) if rng.random() < 0.8 else _random_colour(rng, 120, 256)
     fw, fh = rng.uniform(82, 94), rng.uniform(104, 116)  # face half-width / half-height
-
-    # Hair behind the head, then ears, head, hair fringe on top.
     if rng.random() < 0.85:
-        cv2.ellipse(img, _pts((c, c - 12)), _pts((fw + 10, fh + 8)), 0, 180, 360, hair, -1, cv2.LINE_AA, _SHIFT)
-        cv2.ellipse(alpha, _pts((c, c - 12)), _pts((fw + 10, fh + 8)), 0, 180, 360, 255, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(img, _pts((_MID, _MID - 12)), _pts((fw + 10, fh + 8)), 0, 180, 360, hair, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(alpha, _pts((_MID, _MID - 12)), _pts((fw + 10, fh + 8)), 0, 180, 360, 255, -1, cv2.LINE_AA, _SHIFT)
     for sx in (-1, 1):
-        cv2.ellipse(img, _pts((c + sx * fw, c)), _pts((12, 22)), 0, 0, 360, skin, -1, cv2.LINE_AA, _SHIFT)
-        cv2.ellipse(alpha, _pts((c + sx * fw, c)), _pts((12, 22)), 0, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
-    cv2.ellipse(img, _pts((c, c)), _pts((fw, fh)), 0, 0, 360, skin, -1, cv2.LINE_AA, _SHIFT)
-    cv2.ellipse(alpha, _pts((c, c)), _pts((fw, fh)), 0, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(img, _pts((_MID + sx * fw, _MID)), _pts((12, 22)), 0, 0, 360, skin, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(alpha, _pts((_MID + sx * fw, _MID)), _pts((12, 22)), 0, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(img, _pts((_MID, _MID)), _pts((fw, fh)), 0, 0, 360, skin, -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(alpha, _pts((_MID, _MID)), _pts((fw, fh)), 0, 0, 360, 255, -1, cv2.LINE_AA, _SHIFT)
     if rng.random() < 0.7:
         fringe = rng.uniform(0.25, 0.45) * fh
-        cv2.ellipse(img, _pts((c, c - fh + fringe * 0.3)), _pts((fw * 0.95, fringe)), 0, 180, 360,
+        cv2.ellipse(img, _pts((_MID, _MID - fh + fringe * 0.3)), _pts((fw * 0.95, fringe)), 0, 180, 360,
                     hair, -1, cv2.LINE_AA, _SHIFT)
+    return skin, hair, fw, fh
 
-    dark = tuple(int(v * 0.35) for v in skin)
-    line = tuple(int(v * 0.5) for v in hair) if rng.random() < 0.5 else dark
 
-    # Eyes and brows, mirrored; the brow's inner end (towards the nose) moves with brow_slant.
-    eye_y, eye_dx = c - 14 + rng.uniform(-4, 4), rng.uniform(32, 38)
+def _draw_eyes_and_brows(img: np.ndarray, ex, line: tuple, rng: np.random.Generator) -> float:
+    """Eyes and brows, mirrored; the inner end of a brow moves with brow_slant. Returns the eyes' height."""
+    eye_y, eye_dx = _MID - 14 + rng.uniform(-4, 4), rng.uniform(32, 38)
     eye_open = _u(rng, ex.eye_open)
     iris = _random_colour(rng, 30, 160)
     gaze = rng.uniform(-3, 3)
     lift, slant = _u(rng, ex.brow_lift), _u(rng, ex.brow_slant)
     brow_t = int(rng.integers(5, 9))
     for sx in (-1, 1):
-        ex_x = c + sx * eye_dx
+        ex_x = _MID + sx * eye_dx
         _draw_eye(img, ex_x, eye_y, eye_open, iris, gaze, sx)
         brow_y = eye_y - 24 - lift
         inner = (ex_x - sx * 20, brow_y + slant)
         outer = (ex_x + sx * 20, brow_y - slant * 0.4)
         mid = (ex_x, brow_y - 5 - slant * 0.1)
         cv2.polylines(img, [_pts(_quad(inner, mid, outer))], False, line, brow_t, cv2.LINE_AA, _SHIFT)
+    return eye_y
 
+
+def _draw_mouth(img: np.ndarray, ex, rng: np.random.Generator) -> None:
+    """Two lip curves between the corners; the corners move with curve (both) and smirk (one)."""
+    mw = _u(rng, ex.mouth_width) / 2
+    curve, gap, smirk = _u(rng, ex.mouth_curve), _u(rng, ex.mouth_open), _u(rng, ex.smirk)
+    my = _MID + 55 + rng.uniform(-4, 4)
+    left, right = (_MID - mw, my - curve), (_MID + mw, my - curve - smirk)
+    # Control points sit below the corners by ~2x the curve: a smile bows down in the middle.
+    mid_y = my + curve * 0.6 - smirk * 0.3
+    upper = _quad(left, (_MID, mid_y - gap * 0.6 - 2), right)
+    lower = _quad(right, (_MID, mid_y + gap * 1.6 + 2), left)
+    lip = (int(rng.uniform(120, 200)), int(rng.uniform(40, 90)), int(rng.uniform(50, 90)))
+    if gap <= 0.5:
+        cv2.polylines(img, [_pts(upper)], False, lip, 6, cv2.LINE_AA, _SHIFT)
+        return
+    inside = np.concatenate([upper, lower])
+    cv2.fillPoly(img, [_pts(inside)], (50, 15, 20), cv2.LINE_AA, _SHIFT)
+    if ex.teeth:
+        mask = np.zeros(img.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [_pts(inside)], 255, cv2.LINE_AA, _SHIFT)
+        band = np.zeros(img.shape[:2], np.uint8)
+        top = float(np.min(upper[:, 1]))
+        cv2.rectangle(band, (0, int(top)), (_CANVAS, int(top + max(4.0, gap * 0.45))), 255, -1)
+        m = ((mask.astype(np.float32) * band.astype(np.float32)) / 255.0 ** 2)[..., None]
+        img[:] = (np.array([235, 235, 225], np.float32) * m + img * (1 - m)).astype(np.uint8)
+    cv2.polylines(img, [_pts(inside)], True, lip, 4, cv2.LINE_AA, _SHIFT)
+
+
+def _draw_face_layer(label: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The face on a _CANVAS square: (RGB image, float alpha mask in [0, 1]), frontal, unscaled.
+    The parts draw from `rng` in this order: reordering them would change every synthetic face."""
+    ex = EXPRESSIONS[label]
+    img = np.zeros((_CANVAS, _CANVAS, 3), np.uint8)
+    alpha = np.zeros((_CANVAS, _CANVAS), np.uint8)
+    skin, hair, _, _ = _draw_head(img, alpha, rng)
+    dark = tuple(int(v * 0.35) for v in skin)
+    line = tuple(int(v * 0.5) for v in hair) if rng.random() < 0.5 else dark
+    eye_y = _draw_eyes_and_brows(img, ex, line, rng)
     # Nose: a short ridge and nostrils; disgust wrinkles the bridge.
-    nose_y = c + 22
-    cv2.polylines(img, [_pts([(c - 2, eye_y + 8), (c - 6, nose_y), (c + 6, nose_y)])], False, dark, 3,
+    nose_y = _MID + 22
+    cv2.polylines(img, [_pts([(_MID - 2, eye_y + 8), (_MID - 6, nose_y), (_MID + 6, nose_y)])], False, dark, 3,
                   cv2.LINE_AA, _SHIFT)
     if ex.nose_wrinkle:
         for k in range(3):
             y = eye_y + 4 + 5 * k
-            cv2.polylines(img, [_pts(_quad((c - 12, y + 2), (c, y - 3), (c + 12, y + 2), 10))], False, dark, 2,
+            cv2.polylines(img, [_pts(_quad((_MID - 12, y + 2), (_MID, y - 3), (_MID + 12, y + 2), 10))], False, dark, 2,
                           cv2.LINE_AA, _SHIFT)
-
-    # Mouth: two lip curves between the corners; the corners move with curve (both) and smirk (one).
-    mw = _u(rng, ex.mouth_width) / 2
-    curve, gap, smirk = _u(rng, ex.mouth_curve), _u(rng, ex.mouth_open), _u(rng, ex.smirk)
-    my = c + 55 + rng.uniform(-4, 4)
-    left = (c - mw, my - curve)
-    right = (c + mw, my - curve - smirk)
-    # Control points sit below the corners by ~2x the curve: a smile bows down in the middle.
-    mid_y = my + curve * 0.6 - smirk * 0.3
-    upper = _quad(left, (c, mid_y - gap * 0.6 - 2), right)
-    lower = _quad(right, (c, mid_y + gap * 1.6 + 2), left)
-    lip = (int(rng.uniform(120, 200)), int(rng.uniform(40, 90)), int(rng.uniform(50, 90)))
-    if gap > 0.5:
-        inside = np.concatenate([upper, lower])
-        cv2.fillPoly(img, [_pts(inside)], (50, 15, 20), cv2.LINE_AA, _SHIFT)
-        if ex.teeth:
-            mask = np.zeros(img.shape[:2], np.uint8)
-            cv2.fillPoly(mask, [_pts(inside)], 255, cv2.LINE_AA, _SHIFT)
-            band = np.zeros(img.shape[:2], np.uint8)
-            top = float(np.min(upper[:, 1]))
-            cv2.rectangle(band, (0, int(top)), (_CANVAS, int(top + max(4.0, gap * 0.45))), 255, -1)
-            m = ((mask.astype(np.float32) * band.astype(np.float32)) / 255.0 ** 2)[..., None]
-            img[:] = (np.array([235, 235, 225], np.float32) * m + img * (1 - m)).astype(np.uint8)
-        cv2.polylines(img, [_pts(inside)], True, lip, 4, cv2.LINE_AA, _SHIFT)
-    else:
-        cv2.polylines(img, [_pts(upper)], False, lip, 6, cv2.LINE_AA, _SHIFT)
-
+    _draw_mouth(img, ex, rng)
     # Cheek blush on some faces: colour variation that carries no label.
     if rng.random() < 0.3:
         layer = img.copy()
         for sx in (-1, 1):
-            cv2.circle(layer, _pts((c + sx * 50, c + 28)), 14 * _ONE, (230, 120, 120), -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(layer, _pts((_MID + sx * 50, _MID + 28)), 14 * _ONE, (230, 120, 120), -1, cv2.LINE_AA, _SHIFT)
         img[:] = cv2.addWeighted(layer, 0.3, img, 0.7, 0)
     return img, alpha.astype(np.float32) / 255.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from fer_ros.training.train import STATE_FILE
+from fer_ros.training.runstate import STATE_FILE
 
 
 def test_torchrun_two_processes_train_and_export(tmp_path):

@@ -11,8 +11,10 @@ from fer_ros.model.checkpoint import load_checkpoint
 from fer_ros.training.augment import prepare_batch
 from fer_ros.errors import ConfigError
 from fer_ros.training.config import AugmentConfig, OptimConfig, load_config
-from fer_ros.training.evaluate import evaluate_checkpoint
-from fer_ros.training.train import STATE_FILE, Plateau, atomic_save, lr_at, train
+from fer_ros.training.evaluate import checkpoint_metrics
+from fer_ros.training.runstate import STATE_FILE, atomic_save
+from fer_ros.training.schedule import Plateau, lr_at
+from fer_ros.training.train import train
 
 
 def tiny(tmp_path, *overrides, **kw):
@@ -55,6 +57,24 @@ def test_a_bad_setting_is_refused_before_any_data_is_read(tmp_path, setting, fie
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         train(cfg, progress=False)  # the data path does not exist: reaching it would raise another error
     assert not (tmp_path / "run").exists()
+
+
+def test_every_training_setting_is_a_described_option():
+    """One rulebook: each field of the training config is an option() with its description, range or
+    choices, as the node's parameters are, and `check` holds the values to them."""
+    import dataclasses
+
+    from fer_ros.options import specs
+    from fer_ros.training.config import Config, check
+
+    for section in dataclasses.fields(Config):
+        cls = type(getattr(Config(), section.name))
+        assert [s.name for s in specs(cls)] == [f.name for f in dataclasses.fields(cls)], section.name
+        assert all(s.doc for s in specs(cls)), section.name
+    assert load_config(None, {"data.in_memory": True}).data.in_memory == "true"  # YAML's true, as a choice
+    cfg = load_config("synthetic", ["train.device=cuda:x"])
+    with pytest.raises(ConfigError, match=r"^train\.device must be auto, cpu, cuda or cuda:N, not 'cuda:x'$"):
+        check(cfg)
 
 
 def test_plateau_follows_torchs_reduce_lr_on_plateau():
@@ -106,7 +126,7 @@ def test_paper_config_wants_encoder_weights_or_an_explicit_none(tmp_path):
 
 def test_optimizers_and_weight_decay_groups():
     from fer_ros.model.mit import build_model
-    from fer_ros.training.train import make_optimizer
+    from fer_ros.training.build import make_optimizer
 
     model = build_model("mit_b0")
     for name, kind in (("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW), ("radam", torch.optim.RAdam)):
@@ -178,7 +198,7 @@ def test_ema_weights_are_validated_saved_and_resumed(tmp_path):
 
 
 def test_class_weights_power():
-    from fer_ros.training.train import class_weights
+    from fer_ros.training.sampling import class_weights
 
     counts = torch.tensor([100, 400, 0, 25])
     full, half = class_weights(counts), class_weights(counts, 0.5)
@@ -212,12 +232,12 @@ def test_best_checkpoint_and_evaluate_agree(tmp_path):
     assert meta.train_config["optim"]["name"] == "adamw" and "val" in meta.metrics
     # The evaluator goes through the inference preprocessing; on same-size images it must
     # reproduce the loop's own test score.
-    m = evaluate_checkpoint(best, "synthetic", "", "test", out_dir=tmp_path / "eval", n_train=0, n_val=14,
+    m = checkpoint_metrics(best, "synthetic", "", "test", out_dir=tmp_path / "eval", n_train=0, n_val=14,
                             n_test=14, seed=cfg.train.seed)
     assert m["accuracy"] == pytest.approx(summary["test"]["accuracy"])
     assert {"macro_f1", "per_class", "samples"} <= set(m) and m["samples"] == 14
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {"metrics.json", "confusion.json", "confusion.png"}
-    flipped = evaluate_checkpoint(best, "synthetic", "", "test", tta="flip", n_train=0, n_val=14, n_test=14)
+    flipped = checkpoint_metrics(best, "synthetic", "", "test", tta="flip", n_train=0, n_val=14, n_test=14)
     assert flipped["tta"] == "flip"
 
 
@@ -268,7 +288,7 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     from test_weights import OFFICIAL_FROM_OURS, rename
 
     from fer_ros.model.mit import build_model
-    from fer_ros.training.train import build
+    from fer_ros.training.build import build
 
     source = build_model("mit_b0")
     torch.save(rename(source.encoder.state_dict(), OFFICIAL_FROM_OURS), tmp_path / "mit_b0.pth")
@@ -276,7 +296,7 @@ def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     model = build(cfg, 7)
     import hashlib
 
-    from fer_ros.training.train import initialisation
+    from fer_ros.training.build import initialisation
 
     digest = hashlib.sha256((tmp_path / "mit_b0.pth").read_bytes()).hexdigest()
     assert initialisation(cfg.model.pretrained) == {"file": "mit_b0.pth", "sha256": digest}
@@ -311,7 +331,7 @@ def test_tta_flip_is_the_mean_with_the_mirror_and_random_is_deterministic(small_
 
 
 def test_class_balanced_sampler_draws_every_class_evenly_and_repeatably():
-    from fer_ros.training.train import EpochSampler, class_weights
+    from fer_ros.training.sampling import EpochSampler, class_weights
 
     targets = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
     weights = class_weights(torch.bincount(targets))[targets].double()
@@ -375,7 +395,7 @@ def test_extra_training_faces_join_the_training_set_balanced_by_class(tmp_path):
 
 
 def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, small_checkpoint):
-    from fer_ros.training.train import build
+    from fer_ros.training.build import build
 
     model, meta = load_checkpoint(small_checkpoint)
     cfg = load_config(None, {"model.init": str(small_checkpoint), "model.drop_rate": 0.0})

@@ -41,7 +41,7 @@ def main() -> int:
 
     from fer_ros.model.checkpoint import checkpoint_id, load_checkpoint, read_meta, save_checkpoint
     from fer_ros.tools.bench import machine
-    from fer_ros.training.evaluate import evaluate_checkpoint, format_table
+    from fer_ros.training.evaluate import checkpoint_metrics, format_table
 
     models, results = REPO / "models", REPO / "benchmarks" / "results" / args.name
     results.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def main() -> int:
     (models / f"{args.name}.yaml").write_text(text)
     for plot in ("curves.png",):
         shutil.copyfile(args.run / plot, results / plot)
-    metrics = evaluate_checkpoint(shipped, args.format, args.data, args.split, out_dir=results)
+    metrics = checkpoint_metrics(shipped, args.format, args.data, args.split, out_dir=results)
     saved = results / "metrics.json"
     saved.write_text(saved.read_text().replace(str(shipped), f"models/{shipped.name}")
                      .replace(str(args.data).rstrip("/"), f"<dir>/{Path(args.data).name}"))

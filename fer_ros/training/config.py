@@ -7,6 +7,9 @@ accuracy has not improved (ReduceLROnPlateau, patience 2), stop after more than 
 improvement, at most 50 epochs, encoder from ImageNet MiT weights. Where the paper is silent the
 bundled configs say what they chose and why (README, "The paper's protocol and fer_ros"). The
 resolved configuration is written beside every checkpoint, so a run can always be repeated.
+
+Every field is an `option()` (fer_ros.options), as the node's parameters are: `check` holds each
+value to its range or choices before any data is read, and the code that uses a value trusts it.
 """
 
 from __future__ import annotations
@@ -19,102 +22,142 @@ from typing import Any
 import yaml
 
 from fer_ros.errors import ConfigError
-from fer_ros.paths import output_folder
+from fer_ros.labels import LABEL_SETS
+from fer_ros.model.mit import VARIANTS
 from fer_ros.model.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, MIN_INPUT_SIZE
+from fer_ros.options import check_options, option
+from fer_ros.paths import output_folder
+from fer_ros.training.datasets import FERPLUS_TARGETS, FORMATS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+def _device_rule(device: str) -> str | None:
+    if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
+        return None
+    return "auto, cpu, cuda or cuda:N"
+
+
+def tta_rule(tta: str) -> str | None:
+    """None for none, flip or random:N (N >= 1); else what a test-time augmentation must be."""
+    kind, _, n = tta.partition(":")
+    if tta in ("none", "flip") or (kind == "random" and n.isdigit() and int(n) >= 1):
+        return None
+    return "none, flip or random:N (N views, e.g. random:10)"
+
+
+def check_tta(tta: str) -> str:
+    """tta when it is none, flip or random:N - else ConfigError."""
+    if rule := tta_rule(tta):
+        raise ConfigError(f"tta must be {rule}, not {tta!r}")
+    return tta
+
+
 @dataclass
 class DataConfig:
-    format: str = "fer2013"  # see fer_ros.training.datasets.FORMATS
-    root: str = ""  # file or folder the format reads
-    labels: str = "fer7"  # canonical label set: fer7 | affectnet8
-    train_split: str = "train"
-    val_split: str = "val"
-    test_split: str = "test"
-    val_fraction: float = 0.0  # > 0: validate on this share of the training split (per class) instead of val_split
-    color: str = "gray"  # gray: one channel replicated to three at the model input; rgb: as is
-    input_size: int = 224
-    mean: tuple[float, ...] = IMAGENET_MEAN  # as the pretrained encoder expects
-    std: tuple[float, ...] = IMAGENET_STD
-    target: str = "majority"  # FER+: majority (Microsoft's rule) | plurality | probability (vote distribution)
-    workers: int = 4  # DataLoader worker processes (file formats; in-memory sets need none)
-    in_memory: str = "auto"  # decode image files once into memory: auto (sets up to 2 GB) | true | false
-    # More training faces: image-folder roots (<root>/<train_split>/<class>/*.jpg, comma-separated) whose
-    # training split joins this one's, e.g. muxspace beside FER2013. Validation stays this set's.
-    extra_train: str = ""
-    extra_weight: float = 1.0  # how often a face of the extra sets is drawn, relative to one of this set
-    # Synthetic faces (format: synthetic): how many per split.
-    synthetic_train: int = 7000
-    synthetic_val: int = 1400
-    synthetic_test: int = 1400
+    format: str = option("fer2013", "Data set format (fer_ros.training.datasets.FORMATS), or auto: detected "
+                         "from data.root", choices=("auto", *FORMATS))
+    root: str = option("", "File or folder the format reads")
+    labels: str = option("fer7", "Canonical label set", choices=tuple(LABEL_SETS))
+    train_split: str = option("train", "Split to train on")
+    val_split: str = option("val", "Split to validate on (unless data.val_fraction)")
+    test_split: str = option("test", "Split the best checkpoint is tested on at the end")
+    val_fraction: float = option(0.0, "> 0: validate on this share of the training split (per class) instead "
+                                 "of val_split", 0.0, 0.99)
+    color: str = option("gray", "gray: one channel replicated to three at the model input; rgb: as is",
+                        choices=COLORS)
+    input_size: int = option(224, "Model input side, pixels", MIN_INPUT_SIZE, 4096)
+    mean: tuple[float, ...] = option(IMAGENET_MEAN, "Input normalisation mean, as the pretrained encoder expects")
+    std: tuple[float, ...] = option(IMAGENET_STD, "Input normalisation standard deviation")
+    target: str = option("majority", "FER+: majority (Microsoft's rule) | plurality | probability (vote "
+                         "distribution)", choices=FERPLUS_TARGETS)
+    workers: int = option(4, "DataLoader worker processes (file formats; in-memory sets need none)", 0, 256)
+    in_memory: str = option("auto", "Decode image files once into memory: auto (sets up to 2 GB) | true | false",
+                            choices=("auto", "true", "false"))
+    extra_train: str = option("", "More training faces: image-folder roots (<root>/<train_split>/<class>/*.jpg, "
+                              "comma-separated) whose training split joins this one's, e.g. muxspace beside "
+                              "FER2013; validation stays this set's")
+    extra_weight: float = option(1.0, "How often a face of the extra sets is drawn, relative to one of this set",
+                                 0.0, 100.0)
+    synthetic_train: int = option(7000, "Synthetic faces (format synthetic) in the training split")
+    synthetic_val: int = option(1400, "Synthetic faces in the validation split")
+    synthetic_test: int = option(1400, "Synthetic faces in the test split")
 
 
 @dataclass
 class AugmentConfig:
-    flip: bool = True  # left-right
-    rotate: float = 30.0  # degrees, uniform in [-rotate, rotate]
-    scale: float = 0.0  # zoom uniform in [1 - scale, 1 + scale]
-    translate: float = 0.0  # shift uniform in ±translate of the side
-    color_jitter: float = 0.0  # brightness and contrast uniform in [1 - c, 1 + c]
-    erase: float = 0.0  # probability of erasing a random rectangle (random erasing)
+    flip: bool = option(True, "Random left-right flip")
+    rotate: float = option(30.0, "Rotation, degrees, uniform in [-rotate, rotate]", 0.0, 180.0)
+    scale: float = option(0.0, "Zoom uniform in [1 - scale, 1 + scale]", 0.0, 0.99)
+    translate: float = option(0.0, "Shift uniform in +-translate of the side", 0.0, 0.5)
+    color_jitter: float = option(0.0, "Brightness and contrast uniform in [1 - c, 1 + c]", 0.0, 1.0)
+    erase: float = option(0.0, "Probability of erasing a random rectangle (random erasing)", 0.0, 1.0)
     # Other cameras and framings than the training set's:
-    aspect: float = 0.0  # width/height of the crop scaled by exp(uniform(±aspect)) (a detector's boxes vary so)
-    blur: float = 0.0  # probability of a low-resolution copy (shrunk to 35-80 %, grown back)
-    noise: float = 0.0  # Gaussian noise, standard deviation uniform in [0, noise] (0-1 intensity)
-    gamma: float = 0.0  # intensity ** exp(uniform(±gamma)) (exposure, camera response)
+    aspect: float = option(0.0, "Width/height of the crop scaled by exp(uniform(+-aspect)) (a detector's boxes "
+                           "vary so)", 0.0, 1.0)
+    blur: float = option(0.0, "Probability of a low-resolution copy (shrunk to 35-80 %, grown back)", 0.0, 1.0)
+    noise: float = option(0.0, "Gaussian noise, standard deviation uniform in [0, noise] (0-1 intensity)", 0.0, 0.5)
+    gamma: float = option(0.0, "Intensity ** exp(uniform(+-gamma)) (exposure, camera response)", 0.0, 2.0)
 
 
 @dataclass
 class ModelConfig:
-    variant: str = "mit_b0"
-    # Local ImageNet MiT weights for the encoder (mit_b0.pth or HF nvidia/mit-b0), "none" to start
-    # from scratch, or "required": refuse to start until one of the two is given (paper configs).
-    pretrained: str = "none"
-    drop_rate: float = 0.4
-    drop_path_rate: float = 0.1
-    init: str = ""  # a fer_ros checkpoint to start from (fine-tuning; same classes): its weights, not its state
+    variant: str = option("mit_b0", "MiT encoder variant", choices=tuple(VARIANTS))
+    # "required" refuses to start until weights or "none" are given (the paper configs).
+    pretrained: str = option("none", "Local ImageNet MiT weights for the encoder (mit_b0.pth or HF nvidia/mit-b0), "
+                             "none to start from scratch, or required")
+    drop_rate: float = option(0.4, "Dropout before the classifier", 0.0, 0.99)
+    drop_path_rate: float = option(0.1, "Stochastic depth of the encoder blocks", 0.0, 0.99)
+    init: str = option("", "A fer_ros checkpoint to start from (fine-tuning; same classes): its weights, not its "
+                       "state")
 
 
 @dataclass
 class OptimConfig:
-    name: str = "radam"  # sgd | adamw | radam (torch's)
-    lr: float = 1e-4
-    momentum: float = 0.9  # SGD's momentum; Adam-style optimizers use betas[0]
-    weight_decay: float = 1e-3
-    decay_norm_bias: bool = True  # also decay norms and biases (plain weight decay); false: the usual transformer rule
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float = 0.0  # max gradient norm; 0 = off
-    schedule: str = "plateau"  # plateau | cosine | constant
-    plateau_factor: float = 0.1
-    plateau_patience: int = 2  # as torch's ReduceLROnPlateau: the cut comes after patience + 1 flat epochs
-    warmup_steps: int = 0  # linear warm-up from 0 (any schedule)
-    min_lr: float = 0.0  # floor of the cosine and of the plateau cuts
+    name: str = option("radam", "Optimizer (torch's)", choices=("sgd", "adamw", "radam"))
+    lr: float = option(1e-4, "Peak learning rate", 1e-12)
+    momentum: float = option(0.9, "SGD's momentum; Adam-style optimizers use betas[0]", 0.0, 1.0)
+    weight_decay: float = option(1e-3, "Weight decay", 0.0)
+    decay_norm_bias: bool = option(True, "Also decay norms and biases (plain weight decay); false: the usual "
+                                   "transformer rule")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam-style optimizers' betas")
+    grad_clip: float = option(0.0, "Max gradient norm; 0 = off", 0.0)
+    schedule: str = option("plateau", "Learning-rate schedule", choices=("plateau", "cosine", "constant"))
+    plateau_factor: float = option(0.1, "Learning rate times this after a plateau", 1e-6, 1.0)
+    plateau_patience: int = option(2, "As torch's ReduceLROnPlateau: the cut comes after patience + 1 flat epochs",
+                                   0)
+    warmup_steps: int = option(0, "Linear warm-up from 0 (any schedule), optimizer steps", 0)
+    min_lr: float = option(0.0, "Floor of the cosine and of the plateau cuts", 0.0)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 50
-    batch_size: int = 48  # per process; DDP multiplies it by the number of processes
-    early_stop: int = 8  # stop after more than this many epochs without a better val accuracy; 0 = never
-    label_smoothing: float = 0.0
-    balance: str = "none"  # none | sampler (class-balanced sampling) | loss (inverse-frequency weights)
-    balance_power: float = 1.0  # class weight = (1 / frequency) ** power: 1 fully balanced, 0.5 halfway (sqrt)
-    ema: float = 0.0  # decay of a moving average of the weights, validated and saved instead of them; 0 = off
-    amp: str = "auto"  # auto (bf16 on CUDA when supported, else off) | bf16 | fp16 | off
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    deterministic: bool = False
-    out_dir: str = "runs/fer"
-    resume: bool = True  # continue from <out_dir>/last_state.pt when it exists
-    max_epochs_per_run: int = 0  # stop (resumably) after this many epochs of one run; 0 = off
-    steps_per_epoch: int = 0  # cap on steps per epoch (quick runs); 0 = the whole set
-    tta: str = "none"  # test-time augmentation of the final test score: none | flip | random:N (never validation)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    save_dtype: str = "float32"  # weights of best.safetensors: float32 | float16 (half the size)
-    threads: int = 0  # CPU threads for torch; 0 = torch's default (on a shared CPU, 1 avoids stalls)
+    epochs: int = option(50, "Epochs", 1)
+    batch_size: int = option(48, "Per process; DDP multiplies it by the number of processes", 1)
+    early_stop: int = option(8, "Stop after more than this many epochs without a better val accuracy; 0 = never", 0)
+    label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy", 0.0, 0.99)
+    balance: str = option("none", "none | sampler (class-balanced sampling) | loss (inverse-frequency weights)",
+                          choices=("none", "sampler", "loss"))
+    balance_power: float = option(1.0, "Class weight = (1 / frequency) ** power: 1 fully balanced, 0.5 halfway "
+                                  "(sqrt)", 0.0, 4.0)
+    ema: float = option(0.0, "Decay of a moving average of the weights, validated and saved instead of them; "
+                        "0 = off", 0.0, 0.999999)
+    amp: str = option("auto", "auto (bf16 on CUDA when supported, else off) | bf16 | fp16 | off",
+                      choices=("auto", "bf16", "fp16", "off"))
+    channels_last: bool = option(True, "channels_last memory format")
+    compile: bool = option(False, "torch.compile the model")
+    seed: int = option(0, "Seed of the sampler, augmentation and initialisation")
+    deterministic: bool = option(False, "torch's deterministic algorithms (slower)")
+    out_dir: str = option("runs/fer", "Output folder")
+    resume: bool = option(True, "Continue from <out_dir>/last_state.pt when it exists")
+    max_epochs_per_run: int = option(0, "Stop (resumably) after this many epochs of one run; 0 = off", 0)
+    steps_per_epoch: int = option(0, "Cap on steps per epoch (quick runs); 0 = the whole set", 0)
+    tta: str = option("none", "Test-time augmentation of the final test score: none | flip | random:N (never "
+                      "validation)", check=tta_rule)
+    device: str = option("auto", "auto | cpu | cuda | cuda:N", check=_device_rule)
+    save_dtype: str = option("float32", "Weights of best.safetensors: float32 | float16 (half the size) | bfloat16",
+                             choices=("float32", "float16", "bfloat16"))
+    threads: int = option(0, "CPU threads for torch; 0 = torch's default (on a shared CPU, 1 avoids stalls)", 0, 1024)
 
 
 @dataclass
@@ -158,7 +201,7 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         if isinstance(current, int):
             return int(value)
         if isinstance(current, str):
-            return str(value)
+            return str(value).lower() if isinstance(value, bool) else str(value)  # YAML true: "true"
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: cannot use {value!r} ({e})") from None
     return value
@@ -222,63 +265,20 @@ def _split(override: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Validation: everything a config can get wrong, found before any data is read.
 
-CHOICES = {
-    "data.labels": ("fer7", "affectnet8"),
-    "data.color": COLORS,
-    "data.target": ("majority", "plurality", "probability"),
-    "data.in_memory": ("auto", "true", "false"),
-    "optim.name": ("sgd", "adamw", "radam"),
-    "optim.schedule": ("plateau", "cosine", "constant"),
-    "train.balance": ("none", "sampler", "loss"),
-    "train.amp": ("auto", "bf16", "fp16", "off"),
-    "train.save_dtype": ("float32", "float16", "bfloat16"),
-}
-# (low, high) inclusive; None: unbounded.
-RANGES = {
-    "data.input_size": (MIN_INPUT_SIZE, 4096), "data.val_fraction": (0.0, 0.99), "data.workers": (0, 256),
-    "augment.rotate": (0.0, 180.0), "augment.scale": (0.0, 0.99), "augment.translate": (0.0, 0.5),
-    "augment.color_jitter": (0.0, 1.0), "augment.erase": (0.0, 1.0), "augment.aspect": (0.0, 1.0),
-    "augment.blur": (0.0, 1.0), "augment.noise": (0.0, 0.5), "augment.gamma": (0.0, 2.0),
-    "data.extra_weight": (0.0, 100.0),
-    "model.drop_rate": (0.0, 0.99), "model.drop_path_rate": (0.0, 0.99),
-    "optim.lr": (1e-12, None), "optim.weight_decay": (0.0, None), "optim.momentum": (0.0, 1.0),
-    "optim.grad_clip": (0.0, None), "optim.warmup_steps": (0, None), "optim.min_lr": (0.0, None),
-    "optim.plateau_factor": (1e-6, 1.0), "optim.plateau_patience": (0, None),
-    "train.epochs": (1, None), "train.batch_size": (1, None), "train.early_stop": (0, None),
-    "train.label_smoothing": (0.0, 0.99), "train.balance_power": (0.0, 4.0), "train.ema": (0.0, 0.999999),
-    "train.max_epochs_per_run": (0, None), "train.steps_per_epoch": (0, None), "train.threads": (0, 1024),
-}
-
 
 def check(cfg: Config) -> Config:
     """Raise ConfigError naming the first field that cannot work; returns cfg.
 
-    Run before anything is loaded, so a typo costs a second, not an epoch.
+    Run before anything is loaded, so a typo costs a second, not an epoch. Each field's range and
+    choices are its `option()`'s; what follows are the rules between fields and on files.
     """
-    from fer_ros.model.mit import VARIANTS
-    from fer_ros.training.datasets import FORMATS
-
-    def value(dotted: str):
-        section, key = dotted.split(".")
-        return getattr(getattr(cfg, section), key)
-
-    choices = CHOICES | {"data.format": ("auto", *FORMATS), "model.variant": tuple(VARIANTS)}
-    for dotted, allowed in choices.items():
-        if str(value(dotted)).lower() not in allowed:
-            raise ConfigError(f"{dotted} must be one of {', '.join(allowed)}, not {value(dotted)!r}")
-    for dotted, (low, high) in RANGES.items():
-        v = value(dotted)
-        if v < low or (high is not None and v > high):
-            bounds = f">= {low:g}" if high is None else f"within {low:g}..{high:g}"
-            raise ConfigError(f"{dotted} must be {bounds}, not {v!r}")
+    for section in dataclasses.fields(Config):
+        check_options(getattr(cfg, section.name), f"{section.name}.")
     d = cfg.data
     if len(d.mean) != 3 or len(d.std) != 3 or min(d.std) <= 0:
         raise ConfigError(f"data.mean and data.std need 3 values each (std > 0), got {d.mean} / {d.std}")
     if d.format != "synthetic" and not d.root:
         raise ConfigError("no data set given: set data.root (--data PATH)")
-    device = cfg.train.device
-    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
-        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, not {device!r}")
     pretrained = cfg.model.pretrained
     if pretrained == "required":
         raise ConfigError("model.pretrained: this config follows the paper, which starts the encoder from ImageNet "
@@ -292,10 +292,4 @@ def check(cfg: Config) -> Config:
     for root in filter(None, (r.strip() for r in d.extra_train.split(","))):
         if not Path(root).is_dir():
             raise ConfigError(f"data.extra_train: no such folder {root}")
-    from fer_ros.training.evaluate import check_tta
-
-    try:
-        check_tta(cfg.train.tta)
-    except ConfigError as err:
-        raise ConfigError(f"train.tta: {err}") from None
     return cfg

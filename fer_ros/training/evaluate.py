@@ -5,7 +5,8 @@
 Images go through `fer_ros.inference.engine.Engine` with the back-end the node would pick (ONNX
 Runtime on a CPU, PyTorch on a GPU) and the checkpoint's own preprocessing, so the figures are those
 a deployed model gets; the report names the back-end. Training scores its validation and test
-splits with the same `predict`. Writes metrics.json (accuracy, macro-F1, per-class recall/precision/
+splits with the same `predict` (`confusion` is its confusion matrix, `checkpoint_metrics` the
+metrics of a checkpoint on a split). Writes metrics.json (accuracy, macro-F1, per-class recall/precision/
 F1), confusion.json and confusion.png, and prints a short table.
 """
 
@@ -21,20 +22,11 @@ import torch
 from fer_ros.errors import ConfigError
 from fer_ros.paths import output_folder
 from fer_ros.metrics import confusion_matrix, plot_confusion, summarize
+from fer_ros.training.config import check_tta
 from fer_ros.training.datasets import all_reports, load_splits, pick_split
 
 TTA_SEED = 0
 TTA_ROTATE = 30.0  # degrees, as the paper's training augmentation, when the checkpoint does not say
-
-
-def check_tta(tta: str) -> str:
-    """none, flip, or random:N (N >= 1) - else ConfigError."""
-    if tta in ("none", "flip"):
-        return tta
-    kind, _, n = tta.partition(":")
-    if kind != "random" or not n.isdigit() or int(n) < 1:
-        raise ConfigError(f"tta must be none, flip or random:N (N views, e.g. random:10), not {tta!r}")
-    return tta
 
 
 def _random_views(engine, crops, n: int, rotate: float) -> np.ndarray:
@@ -87,14 +79,14 @@ def predict(engine, dataset, batch_size: int = 64, tta: str = "none", indices=No
     return np.concatenate(probs), torch.cat(trues)
 
 
-def score(engine, dataset, batch_size: int = 64, tta: str = "none", indices=None,
+def confusion(engine, dataset, batch_size: int = 64, tta: str = "none", indices=None,
           progress: bool = False) -> torch.Tensor:
     """The confusion matrix (true x predicted) of `engine` on a data set."""
     probs, true = predict(engine, dataset, batch_size, tta, indices, progress)
     return confusion_matrix(true, torch.from_numpy(probs.argmax(1)), len(engine.labels))
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data_format: str, root: str | Path, split: str = "test",
+def checkpoint_metrics(checkpoint: str | Path, data_format: str, root: str | Path, split: str = "test",
                         tta: str = "none", batch_size: int = 64, device: str = "auto", backend: str = "auto",
                         out_dir: str | Path | None = None, progress: bool = False, **data_options) -> dict:
     """Metrics of a checkpoint on one split; with out_dir, also the JSON and PNG reports."""
@@ -115,7 +107,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_format: str, root: str | Pa
             "unusable_samples": unusable, "data_report": all_reports(splits).lines(),
         }
         if tta != "none":  # every TTA figure comes with the plain one beside it
-            plain = summarize(score(engine, dataset, batch_size, progress=progress), labels)
+            plain = summarize(confusion(engine, dataset, batch_size, progress=progress), labels)
             metrics["no_tta"] = {k: plain[k] for k in ("accuracy", "macro_f1", "mean_recall")}
     if out_dir is not None:
         out = Path(out_dir)
@@ -167,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no data set given (--data PATH)")
     if args.out:
         output_folder(args.out, "--out")
-    metrics = evaluate_checkpoint(args.checkpoint, args.format, args.data, args.split, args.tta, args.batch_size,
+    metrics = checkpoint_metrics(args.checkpoint, args.format, args.data, args.split, args.tta, args.batch_size,
                                   args.device, args.backend, args.out, progress=sys.stderr.isatty(), **options)
     for line in metrics["data_report"]:
         print(line)

@@ -5,7 +5,7 @@ Sets (each skipped, saying why, when absent):
   muxspace     muxspace val (<data>/muxspace/val), 128x128 grey crops; 92 % neutral or happy, so its
                macro-recall (mean per-class recall) is the figure to compare, not its accuracy
   taiwanese    taiwanese_dev (<data>/taiwanese_dev), whole 256x256 photos: every model gets the face
-               crop the node makes (its default detector and crop); "fer_ros pipeline" is the node's
+               crop the node makes (its default detector and crop); "fer_ros_pipeline" is the node's
                whole pipeline (`Pipeline.process`: detector, crop, engine) on the photos
 Every model resizes the crop its own way: fer_ros by its checkpoint's preprocessing (the engine),
 the peers as their README says (../shared/peers). A photo where no face is found counts as wrong.
@@ -155,15 +155,15 @@ def main(argv=None) -> int:
         found = None
         if set_name == "taiwanese":
             crops, truth, found, piped, detector = photo_set(folder, engine, options)
-            results.setdefault(set_name, {})["fer_ros pipeline"] = scores(truth, piped, found)
+            results.setdefault(set_name, {})["fer_ros_pipeline"] = scores(truth, piped, found)
             results[set_name]["crops"] = f"{detector}, face_crop {options.face_crop}, margin {options.face_margin:g}"
         else:
             crops, truth = crop_set(folder)
         for name, predict in models.items():
             results.setdefault(set_name, {})[name] = scores(truth, predict(crops), found)
             print(f"{set_name:10s} {name:16s} {json.dumps(results[set_name][name])}", flush=True)
-        if "fer_ros pipeline" in results[set_name]:
-            print(f"{set_name:10s} fer_ros pipeline {json.dumps(results[set_name]['fer_ros pipeline'])}", flush=True)
+        if "fer_ros_pipeline" in results[set_name]:
+            print(f"{set_name:10s} fer_ros_pipeline {json.dumps(results[set_name]['fer_ros_pipeline'])}", flush=True)
     out = {"model": engine.model_id, "skipped": skipped, "results": results}
     engine.close()
     print(table(out))
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
 
 
 def table(out: dict) -> str:
-    names = ["fer_ros", "fer_ros pipeline", *PEERS]
+    names = ["fer_ros", "fer_ros_pipeline", *PEERS]
     lines = [f"fer_ros model {out['model']}", "",
              "| set | figure | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for set_name, per_model in out["results"].items():

@@ -84,8 +84,8 @@ def score(checkpoint: Path, data: Path, cache: Path) -> dict:
     results = json.loads(cache.read_text())["results"]
     return {"publictest_acc": results["publictest"]["fer_ros"]["accuracy"],
             "muxspace_macro_recall": results["muxspace"]["fer_ros"]["macro_recall"],
-            "taiwanese_pipeline_acc": results["taiwanese"]["fer_ros pipeline"]["accuracy"],
-            "taiwanese_pipeline_macro_recall": results["taiwanese"]["fer_ros pipeline"]["macro_recall"]}
+            "taiwanese_pipeline_acc": results["taiwanese"]["fer_ros_pipeline"]["accuracy"],
+            "taiwanese_pipeline_macro_recall": results["taiwanese"]["fer_ros_pipeline"]["macro_recall"]}
 
 
 def collect(args) -> int:

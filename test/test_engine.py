@@ -258,16 +258,3 @@ def test_a_stored_temperature_changes_the_probabilities_not_the_answer(small_che
         assert (q.max(1) < p.max(1)).all(), backend  # T > 1 softens every answer
     with pytest.raises(ValueError, match="temperature"):
         dataclasses.replace(meta, temperature=0.0)
-
-
-def test_calibration_error_and_fitted_temperature():
-    from fer_ros.metrics import calibration_error, fit_temperature, with_temperature
-
-    rng = np.random.default_rng(0)
-    true = rng.integers(0, 7, 2000)
-    logits = rng.normal(size=(2000, 7))
-    logits[np.arange(2000), true] += 1.0  # right about half the time
-    sure = with_temperature(np.exp(logits * 4) / np.exp(logits * 4).sum(1, keepdims=True), 1.0)  # overconfident
-    t = fit_temperature(sure, true)
-    assert 3.0 < t < 5.5  # undoes the x4
-    assert calibration_error(with_temperature(sure, t), true) < calibration_error(sure, true) / 3

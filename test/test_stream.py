@@ -183,3 +183,32 @@ def test_draw_results_marks_only_around_the_box_and_keeps_the_frame():
     assert changed[50:101, 40].all() and changed[100, 40:101].all()  # left and bottom edges
     assert not changed[55:95, 45:95].any() and not changed[110:, :].any()
     assert changed[:50, 40:].any()  # the label above the box
+
+
+def test_the_worker_hands_frames_on_and_survives_the_frames_it_fails_on():
+    from fer_ros.errors import FrameError
+
+    handled, told = [], []
+    done = threading.Event()
+
+    def handle(frame):
+        handled.append(frame.item)
+        if frame.item == "truncated":
+            raise FrameError("data shorter than step x height")
+        if frame.item == "bug":
+            raise KeyError("oops")
+        if frame.item == "last":
+            done.set()
+
+    stream = FrameStream()
+    stream.start(handle, dropped=lambda text, bug: told.append((text, bug)))
+    for item in ("truncated", "bug", "last"):
+        stream.put(item, receipt_ns=1)
+        while stream.pending is not None:  # one at a time: none replaced
+            threading.Event().wait(0.01)
+    assert done.wait(5.0)
+    stream.stop()
+    assert stream.worker is None and handled == ["truncated", "bug", "last"]
+    assert told == [("dropped a frame: data shorter than step x height", False),
+                    ("dropped a frame: KeyError: 'oops'", True)]
+    assert stream.stats.bad == 2 and stream.stats.dropped == 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fer_ros.errors import FrameError
 from fer_ros.metrics import percentile
 
 SAMPLES = 300  # recent latencies and stage times kept for the percentiles
@@ -166,22 +167,46 @@ class FrameStream:
         self.pending: Frame | None = None
         self.next_pipeline = None
         self.running = False
+        self.worker: threading.Thread | None = None
         self.limiter = RateLimiter(clock)
         self.stats = Stats(clock)
 
     # -- the mailbox --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, handle: Callable[[Frame], None] | None = None, max_rate: Callable[[], float] = lambda: 0.0,
+              dropped: Callable[[str, bool], None] = lambda text, bug: None) -> None:
+        """Open the mailbox; with `handle`, start the worker thread that takes each frame (at most
+        `max_rate()` a second) and hands it to `handle`. A frame `handle` fails on is counted bad and
+        told to `dropped(text, bug)`: `bug` False for a malformed frame (FrameError), True for
+        anything else (a bug or a backend failure), which must not stop the stream either."""
         with self.lock:
             self.stats.last_frame = self.clock()  # "no frames for N s" counts from here
             self.running = True
+        if handle is not None:
+            self.worker = threading.Thread(target=self._work, args=(handle, max_rate, dropped), name="fer_worker",
+                                           daemon=True)
+            self.worker.start()
 
-    def stop(self) -> None:
-        """Wake the worker to return None; a waiting frame is discarded."""
+    def _work(self, handle, max_rate, dropped) -> None:
+        while (frame := self.take(max_rate())) is not None:
+            try:
+                handle(frame)
+            except FrameError as err:
+                self.count("bad")
+                dropped(f"dropped a frame: {err}", False)
+            except Exception as err:  # noqa: BLE001 - see start()
+                self.count("bad")
+                dropped(f"dropped a frame: {type(err).__name__}: {err}", True)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Wake the worker to return (a waiting frame is discarded) and wait for it."""
         with self.lock:
             self.running = False
             self.pending = None
             self.wake.notify_all()
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.join(timeout)
 
     def put(self, item, receipt_ns: int, dropped: int | None = None) -> None:
         """Park a frame for the worker. `dropped`: how many frames it replaces (by default the one

@@ -29,7 +29,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
-from fer_ros.errors import FrameError, one_line
+from fer_ros.errors import one_line
 from fer_ros.inference.engine import EngineOptions
 from fer_ros.inference.load import build_pipeline
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions, check_detector
@@ -68,7 +68,7 @@ class FerNode(LifecycleNode):
         # applied is refused, with the reason, so the node always runs what `param get` says. The
         # worker swaps the new pipeline in at its next frame.
         self.add_on_set_parameters_callback(self._check_parameters)
-        self.engine = self.outputs = self.hri_faces = self.worker = None  # hri_faces: detector hri's input
+        self.engine = self.outputs = self.hri_faces = None  # hri_faces: detector hri's input
         self.subscriptions_ = []
         self.hri_tracks: dict = {}  # detector hri: ROS4HRI id -> smoothing state
         self.stream = FrameStream()
@@ -187,9 +187,7 @@ class FerNode(LifecycleNode):
             self.subscriptions_ = [self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos)]
         else:
             self.subscriptions_ = [self.create_subscription(Image, "image", self.on_frame, qos)]
-        self.stream.start()
-        self.worker = threading.Thread(target=self.work, name="fer_worker", daemon=True)
-        self.worker.start()
+        self.stream.start(self.process_frame, lambda: self.param("max_rate"), self.dropped)
         topics = ", ".join(s.topic_name for s in self.subscriptions_)
         self.get_logger().info(f"listening on {topics}; publishing {self.emotions_pub.topic_name} and "
                                f"{self.emotion_pub.topic_name}")
@@ -230,9 +228,6 @@ class FerNode(LifecycleNode):
 
     def stop_worker(self) -> None:
         self.stream.stop()
-        if self.worker is not None:
-            self.worker.join(timeout=10.0)
-            self.worker = None
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -242,21 +237,13 @@ class FerNode(LifecycleNode):
     def on_frame(self, msg) -> None:
         self.stream.put(msg, self.now_ns())
 
-    def work(self) -> None:
-        while (frame := self.stream.take(self.param("max_rate"))) is not None:
-            try:
-                if frame.item is HRI_BATCH:
-                    self.process_hri_faces()
-                else:
-                    self.process_frame(frame)
-            except FrameError as err:
-                self.stream.count("bad")
-                self.get_logger().warning(f"dropped a frame: {err}", throttle_duration_sec=5.0)
-            except Exception as err:  # a bug or a backend failure must not stop the stream
-                self.stream.count("bad")
-                self.get_logger().error(f"dropped a frame: {type(err).__name__}: {err}", throttle_duration_sec=5.0)
+    def dropped(self, text: str, bug: bool) -> None:
+        (self.get_logger().error if bug else self.get_logger().warning)(text, throttle_duration_sec=5.0)
 
     def process_frame(self, frame) -> None:
+        if frame.item is HRI_BATCH:
+            self.process_hri_faces()
+            return
         header = frame.item.header
         done = self.stream.process(frame, stamp_ns(header), lambda msg: message_to_rgb(msg, self.param("max_pixels")),
                                    self.now_ns, lambda rgb, result, timing: self.publish_results(header, rgb, result,

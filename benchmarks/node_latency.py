@@ -120,7 +120,8 @@ def run(args) -> dict:
     from fer_ros.model.checkpoint import read_meta
     from fer_ros.msg import EmotionArray, FrameTiming
     from fer_ros.paths import default_checkpoint
-    from fer_ros.ros.dds import large_image_env, private_graph, tune_allocator
+    from fer_ros.ros.dds import large_image_env, tune_allocator
+    from fer_ros.ros.domain import private_graph
 
     graph = private_graph()
     env = large_image_env()

@@ -22,7 +22,7 @@ COMMANDS = {
     "synth": ("fer_ros.synthetic", "write synthetic faces as image folders or a FER2013-style CSV"),
     "export": ("fer_ros.model.export", "export a checkpoint to ONNX and check it against PyTorch"),
     "bench": ("fer_ros.tools.bench", "time the model (paper protocol, batch-1 latency, batch sweep) on cpu/cuda"),
-    "bag-eval": ("fer_ros.bags.evaluate", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
+    "bag-eval": ("fer_ros.bags.bag_eval", "run the node's pipeline over a rosbag2 offline: results bag, CSV, report"),
     "bag-replay": ("fer_ros.bags.replay", "publish a bag's image topics live, at the recorded rate or scaled"),
     "record": ("fer_ros.bags.record", "record live topics (default /emotion /emotions) into a rosbag2"),
     "synth-bag": ("fer_ros.bags.synth", "write a rosbag2 of synthetic faces at 30 Hz with a ground-truth label topic"),

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from fer_ros.errors import FrameError
-from fer_ros.options import option
+from fer_ros.options import Checked, option
 
 # 16 MP: a 12 MP (4000x3000) camera frame fits, a 16000x16000 bomb does not; decoded as BGR it is
 # 48 MB, a few copies of which (RGB, detector input) stay within a few hundred MB.
@@ -42,7 +42,7 @@ _OTHER_FORMATS = ((b"P1", "PBM"), (b"P2", "PGM"), (b"P3", "PPM"), (b"P4", "PBM")
 
 
 @dataclass(frozen=True)
-class DecodeOptions:
+class DecodeOptions(Checked):
     """How large an image any decoder of fer_ros may produce (fer_node's `max_pixels` parameter)."""
 
     max_pixels: int = option(DEFAULT_MAX_PIXELS, "Refuse a frame (raw, or JPEG/PNG by its header before decoding) "

@@ -84,6 +84,23 @@ def check_options(options, prefix: str = "") -> None:
             raise ConfigError(reason)
 
 
+def check(cls, **values: Any) -> None:
+    """Raise ConfigError for the first of `values` its spec in the options class `cls` refuses."""
+    by_name = {spec.name: spec for spec in specs(cls)}
+    for name, value in values.items():
+        if reason := by_name[name].problem(value):
+            raise ConfigError(reason)
+
+
+class Checked:
+    """Base of the options dataclasses: an instance is checked against its specs when it is made
+    (the one place a choice or range is enforced; `Spec.problem` gives the reasons), so whoever reads
+    an option need not check it again."""
+
+    def __post_init__(self):
+        check_options(self)
+
+
 def from_params(cls, params: dict[str, Any]):
     """An options object from a flat dict of parameters (unknown names are ignored, missing ones
     keep their defaults); a value of the wrong type or outside its range raises ConfigError."""
@@ -92,7 +109,5 @@ def from_params(cls, params: dict[str, Any]):
         if spec.name not in params:
             continue
         value = params[spec.name]
-        if reason := spec.problem(value):
-            raise ConfigError(reason)
-        values[spec.name] = float(value) if isinstance(spec.default, float) else value
-    return cls(**values)
+        values[spec.name] = float(value) if type(spec.default) is float and type(value) is int else value
+    return cls(**values)  # checked as it is made (Checked)

@@ -8,7 +8,7 @@ With camera:=true or video:=..., `fer-ros camera` runs beside the node as its ca
 the large-image profile itself, as the publisher must).
 
 The Fast DDS profile for camera-sized images is exported to every process this file starts, unless
-FASTDDS_DEFAULT_PROFILES_FILE is already set (a profile you chose is kept); start the camera driver
+a profile is already set (a profile you chose is kept; fer_ros.ros.dds's rule); start the camera driver
 from the same launch (or export the variable for it) so that the publisher uses it too.
 """
 
@@ -17,12 +17,10 @@ import os
 from ament_index_python.packages import get_package_prefix, get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from fer_ros.ros.dds import profile_variable
-
-GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=268435456"
+from fer_ros.ros.dds import large_image_env, profile_variable
 
 
 def fer_node(context):
@@ -57,6 +55,7 @@ def camera(context):
 
 def generate_launch_description():
     share = get_package_share_directory("fer_ros")
+    env = large_image_env()
     return LaunchDescription([
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the node"),
         DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Camera image topic"),
@@ -65,12 +64,9 @@ def generate_launch_description():
                                           "shipped FER2013 model)"),
         DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "fer.yaml"),
                               description="Node parameters"),
-        # A profile or allocator setting already in the environment is the user's choice: kept.
-        # Fast DDS 3 (Kilted on) reads FASTDDS_..., Fast DDS 2 (Humble, Jazzy) FASTRTPS_...
-        SetEnvironmentVariable(profile_variable(), EnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE", default_value=EnvironmentVariable(
-                "FASTRTPS_DEFAULT_PROFILES_FILE", default_value=os.path.join(share, "config", "fastdds_large_images.xml")))),
-        SetEnvironmentVariable("GLIBC_TUNABLES", EnvironmentVariable("GLIBC_TUNABLES", default_value=GLIBC_TUNABLES)),
+        # fer_ros.ros.dds owns the rule: a profile or allocator setting already chosen is kept, and the
+        # profile goes under the one variable this Fast DDS reads.
+        *(SetEnvironmentVariable(name, env[name]) for name in (profile_variable(), "GLIBC_TUNABLES")),
         DeclareLaunchArgument("camera", default_value="false",
                               description="Also publish a V4L2 camera (device) on the image topic with fer-ros camera"),
         DeclareLaunchArgument("device", default_value="0", description="The camera for camera:=true (index or path)"),

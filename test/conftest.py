@@ -15,7 +15,8 @@ import pytest
 # One DDS domain per test run, claimed (a lock file per id) so that concurrent runs, demos and
 # benchmarks on one host never share a graph; traffic kept on this machine. Set before anything
 # imports rclpy; child processes inherit it.
-from fer_ros.ros.dds import private_graph, profile_variable  # noqa: E402 (plain Python: no rclpy import)
+from fer_ros.ros.dds import profile_variable  # noqa: E402 (plain Python: no rclpy import)
+from fer_ros.ros.domain import private_graph  # noqa: E402 (plain Python: no rclpy import)
 
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 private_graph()

@@ -362,7 +362,7 @@ def test_replay_publishes_the_bag_time_on_clock(ros, tmp_path):
 
 
 def test_bag_eval_matches_params_files_as_the_node_does(tmp_path):
-    from fer_ros.bags.evaluate import node_params
+    from fer_ros.bags.bag_eval import node_params
 
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters:\n    detect_every: 4\n"

@@ -333,21 +333,6 @@ def test_face_id_is_stable_across_frames(fer_node):
     assert len(set(ids)) == 1 and ids[0] >= 1
 
 
-def test_rate_limiter_spaces_starts_on_its_clock():
-    from fer_ros.ros.node import RateLimiter
-
-    now = [100.0]
-    limiter = RateLimiter(clock=lambda: now[0])
-    assert limiter.wait(2.0) == 0.0  # nothing started yet
-    limiter.start()
-    now[0] += 0.1
-    assert limiter.wait(2.0) == pytest.approx(0.4) and limiter.wait(0.0) == 0.0  # 0: no limit
-    now[0] += 0.5
-    assert limiter.wait(2.0) == 0.0
-    assert limiter.start() == pytest.approx(100.6)
-    assert limiter.wait(10.0) == pytest.approx(0.1)
-
-
 def test_max_rate_is_applied_by_the_node(fer_node):
     """A live max_rate change holds the next frame back: with 0.5 frames/s, a frame that arrives
     right after an answer waits about 2 s in the mailbox (a lower bound: load can only add to it)."""

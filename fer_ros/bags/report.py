@@ -14,7 +14,7 @@ from fer_ros.atomic import atomic_write_text
 NO_FACE = "no face"  # prediction of a frame with ground truth but no face found
 
 
-def score(pairs, labels, out_dir: Path, title: str) -> dict:
+def accuracy_with_confusion(pairs, labels, out_dir: Path, title: str) -> dict:
     """Accuracy, macro-F1 and a confusion matrix (PNG + JSON) from (true, predicted) label pairs.
 
     Classes are the model's labels, plus 'unknown' (below the confidence threshold) and

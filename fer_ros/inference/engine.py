@@ -4,8 +4,8 @@ all go through `Engine.predict`.
 
 Back-ends, chosen by `device`, `precision` and `backend`:
 
-- CPU, ONNX Runtime (the default when installed; about twice as fast as eager PyTorch on a CPU, see
-  benchmarks/results): the checkpoint is exported once to the user cache and run with all graph
+- CPU, ONNX Runtime (the default when installed; 1.85x eager PyTorch's speed at batch 1 and 1.08x at
+  batch 16 on a CPU for the 224x224 model, benchmarks/results/bench_cpu.json): the checkpoint is exported once to the user cache and run with all graph
   optimisations. By default its threads sleep between operators (`spin=False`): spin-waiting threads
   are faster only on a CPU kept free for inference, and much slower when other processes (the face
   detector, DDS, the rest of a robot) compete for the cores.
@@ -28,10 +28,10 @@ import torch
 
 from fer_ros.errors import ConfigError
 from fer_ros.metrics import with_temperature
-from fer_ros.model.preprocess import Preprocess, normalize
+from fer_ros.model.preprocess import Preprocess
 from fer_ros.model.checkpoint import ModelMeta, checkpoint_id, file_sha256, load_checkpoint
 from fer_ros.model.mit import MiTFusion
-from fer_ros.options import option
+from fer_ros.options import Checked, check, option
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
-class EngineOptions:
+class EngineOptions(Checked):
     """How to build the engine; fer_node's parameters of the same names fill it."""
 
     checkpoint: str = option("", "Path of the fer_ros .safetensors checkpoint to load; empty: the shipped "
@@ -66,6 +66,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def resolve_device(device: str) -> str:
+    """auto, cpu, cuda or cuda:N -> the torch device to run on ("cuda" when auto finds a GPU);
+    ConfigError for an unknown name or CUDA without a GPU. The one place a device name is resolved."""
     device = str(device)
     if device not in DEVICES and not device.startswith("cuda:"):
         raise ConfigError(f"device must be one of {DEVICES} (or cuda:N), got {device!r}")
@@ -78,10 +80,8 @@ def resolve_device(device: str) -> str:
 
 
 def _resolve(device: str, precision: str, backend: str) -> tuple[str, str]:
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    """(precision, backend) that `auto` stands for on `device`, or ConfigError for a pair it cannot run."""
+    check(EngineOptions, precision=precision, backend=backend)  # Engine's keyword API bypasses EngineOptions
     if device == "cpu":
         precision = "fp32" if precision == "auto" else precision
         if precision != "fp32":
@@ -281,9 +281,10 @@ class Engine:
         **kwargs,
     ) -> Engine:
         model, meta = load_checkpoint(path)
+        digest = file_sha256(path)  # read once: it names the model and keys its ONNX export
         return cls(
             model, meta, device=device, precision=precision, threads=threads, backend=backend,
-            model_id=checkpoint_id(path), _weights_key=file_sha256(path), **kwargs,
+            model_id=checkpoint_id(path, digest), _weights_key=digest, **kwargs,
         )  # fmt: skip
 
     @classmethod
@@ -365,11 +366,7 @@ class Engine:
         """Probabilities (N, classes), float32, rows summing to 1, in the order of `self.labels`."""
         if len(crops) == 0:
             return np.zeros((0, len(self._meta.labels)), np.float32)
-        batch = torch.from_numpy(self._pre.resize(crops))  # (N, S, S, 3) uint8
-        if self._device != "cpu":
-            batch = batch.pin_memory().to(self._device, non_blocking=True)  # normalise on the GPU
-        x = normalize(batch.permute(0, 3, 1, 2), self._pre.mean, self._pre.std)  # (N, 3, S, S)
-        return self.predict_tensor(x)
+        return self.predict_tensor(self._pre(crops, self._device))  # (N, 3, S, S), normalised on the device
 
     def predict_tensor(self, x: torch.Tensor) -> np.ndarray:
         """Probabilities for an already preprocessed batch (N, 3, S, S) float (see fer_ros.model.preprocess)."""

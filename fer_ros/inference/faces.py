@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from fer_ros.errors import ConfigError
-from fer_ros.options import option
+from fer_ros.options import Checked, option
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
 
@@ -57,7 +57,7 @@ class Face:
 
 
 @dataclass(frozen=True)
-class DetectorOptions:
+class DetectorOptions(Checked):
     detector: str = option("auto", "Face detector: auto (yuface where it imports, else haar), yuface (YuNet "
                            "CNN from the yuface wheel), yunet (OpenCV's FaceDetectorYN, needs yunet_model), haar "
                            "(OpenCV cascade), none (frames are face crops) or hri (fer_node only: faces from a "
@@ -267,10 +267,9 @@ def make_detector(options: DetectorOptions):
         return YuNetDetector(options)
     if name == "none":
         return WholeImage()
-    if name == "hri":
-        raise ConfigError("detector hri takes its faces from a ROS4HRI face detector's topics: only fer_node "
-                          "can use it; choose auto, yuface, yunet, haar or none here")
-    raise ConfigError(f"unknown detector {options.detector!r}; choose one of {', '.join(DETECTORS)}")
+    assert name == "hri", f"DetectorOptions let an unknown detector through: {name!r}"
+    raise ConfigError("detector hri takes its faces from a ROS4HRI face detector's topics: only fer_node "
+                      "can use it; choose auto, yuface, yunet, haar or none here")
 
 
 def expand_box(box: Box, margin: float, width: int, height: int) -> Box:

@@ -8,15 +8,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fer_ros.errors import ConfigError
 from fer_ros.inference.faces import Box
-from fer_ros.options import option
+from fer_ros.options import Checked, option
 
 SMOOTHING = ("none", "ema", "window")
 
 
 @dataclass(frozen=True)
-class TrackerOptions:
+class TrackerOptions(Checked):
     smoothing: str = option("none", "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING)
     smoothing_alpha: float = option(0.5, "Weight of the newest frame for ema smoothing", 0.01, 1.0)
     smoothing_window: int = option(5, "Frames averaged for window smoothing", 1, 300)
@@ -47,8 +46,6 @@ class FaceTracker:
     """Assigns ids to boxes by greedy IoU matching and smooths each face's probabilities."""
 
     def __init__(self, options: TrackerOptions = TrackerOptions()):
-        if options.smoothing not in SMOOTHING:
-            raise ConfigError(f"unknown smoothing {options.smoothing!r}; choose one of {', '.join(SMOOTHING)}")
         self.options = options
         self.tracks: list[Track] = []
         self.next_id = 1

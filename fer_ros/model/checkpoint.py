@@ -197,7 +197,8 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def checkpoint_id(path: str | Path) -> str:
-    """Short, stable identity of a checkpoint file's content: "<file stem>@<first 12 of sha256>"."""
+def checkpoint_id(path: str | Path, sha256: str | None = None) -> str:
+    """Short, stable identity of a checkpoint file's content: "<file stem>@<first 12 of sha256>"
+    (`sha256`: the file's digest when the caller has it already)."""
     path = existing_file(path, "checkpoint", CheckpointError)
-    return f"{path.stem}@{file_sha256(path)[:12]}"
+    return f"{path.stem}@{(sha256 or file_sha256(path))[:12]}"

@@ -1,7 +1,7 @@
 """Multiply-accumulate count of a MiT-fusion forward pass.
 
 Counted: every Conv2d and Linear (weights x output positions, as the paper's "0.425 B FLOPs" and
-most vision papers count, ~0.43 G for MiT-b0 at 224x224), and separately the two attention
+most vision papers count, 0.421 G for MiT-b0 at 224x224, benchmarks/results/bench_cpu.json), and separately the two attention
 products (Q K^T and attn V). Not counted: norms, activations, softmax, pooling, additions.
 """
 

@@ -1,6 +1,7 @@
 """Face crops -> the normalised tensor a model expects: the one place a checkpoint's preprocessing
 (input size, colour mode, mean/std) is described and applied. `Preprocess` travels in every
-checkpoint's metadata; the engine applies it; the data sets use the same resize rule, and training
+checkpoint's metadata; the engine applies it (`Preprocess.__call__`), evaluation's test-time
+augmentation starts from `Preprocess.batch`; the data sets use the same resize rule, and training
 reuses `normalize` and `to_gray3` on the batches it builds.
 """
 
@@ -53,10 +54,17 @@ class Preprocess:
             out[i] = crop[..., None] if crop.ndim == 2 else crop  # grey broadcasts to 3 channels
         return out
 
-    def __call__(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
-        """Crops -> float32 (N, 3, S, S), normalised."""
-        batch = torch.from_numpy(self.resize(crops)).permute(0, 3, 1, 2)  # (N, 3, S, S) uint8
-        return normalize(batch, self.mean, self.std)
+    def batch(self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+        """Crops -> uint8 (N, 3, S, S) on `device`, colour mode applied, not normalised (for callers
+        that augment first). A GPU gets it through pinned memory, asynchronously."""
+        batch = torch.from_numpy(self.resize(crops))  # (N, S, S, 3) uint8
+        if torch.device(device).type != "cpu":
+            batch = batch.pin_memory().to(device, non_blocking=True)  # normalised there, on the GPU
+        return batch.permute(0, 3, 1, 2)  # (N, 3, S, S)
+
+    def __call__(self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+        """Crops -> float32 (N, 3, S, S) on `device`, normalised: what the model takes."""
+        return normalize(self.batch(crops, device), self.mean, self.std)
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:

@@ -17,9 +17,16 @@ A face's subscription and publisher go when its id leaves the tracked list.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from sensor_msgs.msg import Image
+
+from fer_ros.errors import FrameError
+from fer_ros.inference.tracking import Track
+from fer_ros.ros.images import message_to_rgb
+from fer_ros.ros.messages import emotion_messages, stamp_ns
+from fer_ros.ros.standard import HRI_EXPRESSIONS
 
 FACE_IMAGES = ("cropped", "aligned")
 
@@ -68,8 +75,33 @@ class HriFaces:
             pending, self.pending = self.pending, {}
         return pending
 
-    def publisher(self, face: str):
-        return self.publishers.get(face)
+    def answer(self, pipeline, tracks: dict, model_id: str, classes, dropped) -> tuple[list, float]:
+        """The newest image of every face classified in one batch, each face's Expression published:
+        (EmotionStamped per face, classify ms). `tracks` (ROS4HRI id -> smoothing state) is the
+        caller's; `dropped(face, error)` hears of an image that cannot be read."""
+        faces, crops = [], []
+        for face, (msg, receipt, _) in sorted(self.take().items()):
+            try:
+                crops.append(message_to_rgb(msg))
+                faces.append((face, msg, receipt))
+            except FrameError as err:
+                dropped(face, err)
+        if not crops:
+            return [], 0.0
+        batch = pipeline.classify_crops(crops, [tracks.setdefault(face, Track(
+            face_id=self.numbers.get(face, 0), box=(0, 0, 0, 0), last_seen=0.0)) for face, _, _ in faces])
+        out = []
+        for (face, msg, receipt), result in zip(faces, batch.faces):
+            now = self.node.get_clock().now()
+            _, (stamped,) = emotion_messages(dataclasses.replace(batch, faces=[result]), msg.header, pipeline.labels,
+                                             model_id, classes, (now.nanoseconds - stamp_ns(msg.header)) * 1e-6,
+                                             (now - receipt).nanoseconds * 1e-6)
+            out.append(stamped)
+            name, pub = HRI_EXPRESSIONS.get(result.label), self.publishers.get(face)
+            if name is not None and pub is not None:
+                pub.publish(self.hri.Expression(header=msg.header, expression=getattr(self.hri.Expression, name),
+                                                confidence=float(result.confidence)))
+        return out, batch.classify_ms
 
     def close(self) -> None:
         for sub in self.subscriptions.values():

@@ -16,7 +16,7 @@ from rclpy.parameter import Parameter
 from fer_ros.imagecheck import DecodeOptions
 from fer_ros.inference.engine import EngineOptions
 from fer_ros.inference.pipeline import PipelineOptions
-from fer_ros.options import Spec, option, specs
+from fer_ros.options import Checked, Spec, option, specs
 
 RELIABILITY = ("best_effort", "reliable")
 
@@ -26,7 +26,7 @@ FACE_IMAGES = ("cropped", "aligned")  # REP-155's per-face images (detector hri)
 
 
 @dataclass(frozen=True)
-class NodeOptions:
+class NodeOptions(Checked):
     image_transport: str = option("raw", "Subscribe to sensor_msgs/Image on image (raw) or sensor_msgs/"
                                   "CompressedImage on image/compressed (compressed)", choices=TRANSPORTS, live=False)
     qos_depth: int = option(1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100,

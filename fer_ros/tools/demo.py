@@ -17,7 +17,6 @@ unless another range is set.
 """
 
 import argparse
-import os
 import shutil
 import signal
 import subprocess
@@ -28,12 +27,12 @@ from pathlib import Path
 
 from fer_ros.bags.io import GroundTruth, connections_for, labels_from_bag, open_bag, typestore
 from fer_ros.bags.replay import play_and_listen, prepare_process
-from fer_ros.bags.report import NO_FACE, plot_timeline, score, summary_lines, write_report
+from fer_ros.bags.report import NO_FACE, accuracy_with_confusion, plot_timeline, summary_lines, write_report
 from fer_ros.errors import BagError, CheckpointError
 from fer_ros.labels import LABEL_SETS
 from fer_ros.metrics import latency_stats
 from fer_ros.paths import share_dir
-from fer_ros.ros.dds import private_graph
+from fer_ros.ros.domain import private_graph
 from fer_ros.ros.messages import stamp_ns
 
 DEMO_CHECKPOINT = "models/fer_synthetic_mit_b0.safetensors"  # under the installed share/fer_ros
@@ -184,7 +183,8 @@ def read_recording(path: Path, truth: GroundTruth, offset_ns: int) -> list[dict]
     return rows
 
 
-def evaluate(rows, truth: GroundTruth, labels, sent: int, out: Path, title: str) -> dict:
+def demo_report(rows, truth: GroundTruth, labels, sent: int, out: Path, title: str) -> dict:
+    """report.json's content from the recorded rows; writes timeline.png (and the confusion matrix)."""
     first = truth.times_ns[0]
     predicted = [r["label"] for r in rows]
     plot_timeline([(r["stamp_ns"] - first) * 1e-9 for r in rows], predicted, [r["confidence"] for r in rows],
@@ -198,12 +198,14 @@ def evaluate(rows, truth: GroundTruth, labels, sent: int, out: Path, title: str)
                        "node": latency_stats(r["processing_ms"] for r in rows if r["processing_ms"] is not None)},
         "predicted_counts": {k: predicted.count(k) for k in sorted(set(predicted), key=predicted.count, reverse=True)},
         "ground_truth": truth.source,
-        "accuracy": score(pairs, labels, out, title=title) if pairs else None,
+        "accuracy": accuracy_with_confusion(pairs, labels, out, title=title) if pairs else None,
     }
 
 
+DETECTOR = "none"  # the demo's frames are face crops
+
+
 def run_demo(args) -> int:
-    from fer_ros.bags import synth as synth_bag
     from fer_ros.model.checkpoint import read_meta
 
     checkpoint = demo_checkpoint(args.checkpoint)
@@ -214,12 +216,23 @@ def run_demo(args) -> int:
     out.mkdir(parents=True)
     (out / "INCOMPLETE").write_text("fer-ros demo is running or stopped before the end; report.json is missing\n")
     labels = read_meta(checkpoint).labels
-    # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
-    label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
     print("fer-ros demo: synthetic faces -> fer_node (own process, real DDS) -> recorder -> report")
     print(f"  checkpoint {shown(checkpoint)} ({', '.join(labels)}); {graph}")
+    bag, synth_args, truth = synthetic_bag(args, out, labels)
+    recording, sent, offset_ns = run_live(args, checkpoint, out, bag, synth_args, truth)
+    report_recording(args, checkpoint, out, bag, synth_args, truth, labels, recording, sent, offset_ns)
+    real_face(out, args.clip_frames)
+    (out / "INCOMPLETE").unlink()
+    return 0
+
+
+def synthetic_bag(args, out: Path, labels):
+    """Step 1: the bag of synthetic faces and its labels: (bag, synth-bag's arguments, ground truth)."""
+    from fer_ros.bags import synth as synth_bag
 
     t0 = time.monotonic()
+    # Draw the expressions the model knows (FER's 7, or AffectNet's 8 with contempt).
+    label_set = next((name for name, names in LABEL_SETS.items() if list(names) == list(labels)), "fer7")
     bag = out / "synthetic"
     synth = argparse.ArgumentParser()
     synth_bag.add_arguments(synth)  # synth-bag's own defaults: 30 Hz face crops, /camera/image_raw
@@ -232,17 +245,21 @@ def run_demo(args) -> int:
           f"({time.monotonic() - t0:.1f} s)")
     with closing(open_bag(bag)) as reader:
         truth = labels_from_bag(reader, synth_args.labels_topic)
+    return bag, synth_args, truth
 
-    detector = "none"  # the frames are face crops
+
+def run_live(args, checkpoint: Path, out: Path, bag: Path, synth_args, truth):
+    """Steps 2-5: fer_node and a recorder in their own processes, the bag replayed into the node:
+    (the recording, frames sent, the replay's stamp offset)."""
     node = recorder = None
     try:
         t0 = time.monotonic()
         node = fer_ros_child("fer_node", ["run", "--checkpoint", str(checkpoint), "--image", synth_args.topic,
-                                          "-p", f"detector:={detector}", *sum((["-p", p] for p in args.param), [])],
+                                          "-p", f"detector:={DETECTOR}", *sum((["-p", p] for p in args.param), [])],
                              out / "node.log")
         if not node.wait_for("listening on", timeout=180):
             raise failed(node, "did not start")
-        print(f"[2/6] fer_node up (detector {detector}), log {shown(out / 'node.log')} "
+        print(f"[2/6] fer_node up (detector {DETECTOR}), log {shown(out / 'node.log')} "
               f"({time.monotonic() - t0:.1f} s)")
         recording = out / "recorded"
         recorder = fer_ros_child("recorder", ["record", str(recording), "--topics", "/emotion", "/emotions"],
@@ -264,13 +281,18 @@ def run_demo(args) -> int:
         for child in (recorder, node):
             if child is not None:
                 child.stop()
+    return recording, sent, offset_ns
 
+
+def report_recording(args, checkpoint: Path, out: Path, bag: Path, synth_args, truth, labels, recording: Path,
+                     sent: int, offset_ns: int) -> None:
+    """The recorded results against the bag's labels: report.json and the plots, summed up."""
     rows = read_recording(recording, truth, offset_ns)
     if not rows:
         raise DemoFailed(f"the recorder captured no /emotions; see {out / 'node.log'} and {out / 'recorder.log'}")
-    report = evaluate(rows, truth, labels, sent, out, title=f"fer-ros demo - {rows[0]['model']}")
+    report = demo_report(rows, truth, labels, sent, out, title=f"fer-ros demo - {rows[0]['model']}")
     report.update(checkpoint=str(checkpoint), bag=str(bag), recording=str(recording), replay_rate=args.rate,
-                  detector=detector, stamp_offset_ns=offset_ns)
+                  detector=DETECTOR, stamp_offset_ns=offset_ns)
     write_report(report, out)
     print(f"report (recorded /emotions vs the bag's {synth_args.labels_topic} labels):")
     for line in summary_lines(report):
@@ -280,9 +302,6 @@ def run_demo(args) -> int:
     plots = [out / "timeline.png"] + ([out / "confusion.png"] if report["accuracy"] else [])
     print(f"  plots: {', '.join(shown(p) for p in plots)}")
     print(f"  report: {shown(out / 'report.json')}")
-    real_face(out, args.clip_frames)
-    (out / "INCOMPLETE").unlink()
-    return 0
 
 
 def real_face(out: Path, frames: int) -> None:

@@ -37,7 +37,7 @@ def _random_views(engine, crops, n: int, rotate: float) -> np.ndarray:
     from fer_ros.training.config import AugmentConfig
 
     pre = engine.preprocess
-    x = torch.from_numpy(pre.resize(crops)).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, S, S)
+    x = pre.batch(crops).float().div_(255)  # (N, 3, S, S)
     g = torch.Generator().manual_seed(TTA_SEED)
     augment = AugmentConfig(flip=True, rotate=rotate)
     total = 0

@@ -103,11 +103,9 @@ def open_writer(folder: Path, fps: float, width: int, height: int) -> tuple[cv2.
 def analyse(args, recognizer=None) -> tuple[dict, Path]:
     """The whole run: (summary, output folder). `recognizer`: one to reuse (the demo's), else built
     from --checkpoint and -p."""
-    from tqdm import tqdm
-
     from fer_ros.api import Recognizer
     from fer_ros.atomic import staged_folder
-    from fer_ros.video.report import frame_rows, plot_timeline, summarize, write_csv
+    from fer_ros.video.report import plot_timeline, write_csv
     from fer_ros.video.source import open_video
 
     check_args(args)
@@ -120,56 +118,77 @@ def analyse(args, recognizer=None) -> tuple[dict, Path]:
         writable_parent(out)
         if own:
             recognizer = Recognizer(args.checkpoint, **params)
-        labels = recognizer.labels
-        expected = None
-        if source.frame_count:
-            last = min(source.frame_count, int(args.end * source.fps + 0.5) if args.end is not None else 1 << 62)
-            expected = max(0, -(-(last - round(args.start * source.fps)) // args.every))
-        rows, processed = [], 0
         with staged_folder(out, args.force) as tmp:
-            writer, video_name = (None, None) if args.no_video else open_writer(
-                tmp, source.fps / args.every, source.width, source.height)
-            started = time.perf_counter()
-            try:
-                frames = source.frames(start=args.start, end=args.end, every=args.every)
-                for frame in tqdm(frames, total=expected, desc=f"video {video.name}", unit="frame", disable=None,
-                                  file=sys.stderr):
-                    faces = recognizer(frame.bgr, bgr=True, time=frame.time)
-                    rows += frame_rows(frame.index, frame.time, faces)
-                    processed += 1
-                    if writer is not None:
-                        draw_faces(frame.bgr, faces)
-                        writer.write(frame.bgr)
-            finally:
-                if writer is not None:
-                    writer.release()
-            seconds = time.perf_counter() - started
+            rows, processed, seconds, video_name = process_frames(recognizer, source, args, tmp)
             if not processed:
                 raise FerRosError(f"{video}: no frame between {args.start:g} s and "
                                   f"{'the end' if args.end is None else f'{args.end:g} s'} (the video lasts "
                                   f"{source.frame_count / source.fps:.1f} s), nothing written")
-            write_csv(rows, labels, tmp / "faces.csv")
-            summary = {
-                "video": str(video), "model": recognizer.model_id, "detector": recognizer.detector,
-                "labels": labels,
-                "source": {"width": source.width, "height": source.height, "fps": round(source.fps, 3),
-                           "fps_reported": source.fps_reported, "frames": source.frame_count},
-                "options": {"every": args.every, "start": args.start, "end": args.end, "params": params,
-                            "checkpoint": args.checkpoint or "(shipped model)"},
-                **summarize(rows, labels),
-                "note": (f"the video ended after {source.frames_read} of the {source.frame_count} frames its header "
-                         "gives (truncated or corrupt)") if args.end is None and source.truncated() else "",
-                "seconds": round(seconds, 3), "frames_per_second": round(processed / seconds, 2) if seconds else 0.0,
-                "outputs": {"csv": "faces.csv", "video": video_name, "timeline": "timeline.png",
-                            "summary": "summary.json"},
-            }
-            plot_timeline(rows, labels, tmp / "timeline.png", title=f"{video.name} - {recognizer.model_id}")
+            write_csv(rows, recognizer.labels, tmp / "faces.csv")
+            summary = video_summary(args, params, recognizer, source, rows, processed, seconds, video_name)
+            plot_timeline(rows, recognizer.labels, tmp / "timeline.png", title=f"{video.name} - {recognizer.model_id}")
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     finally:
         source.close()
         if own and recognizer is not None:
             recognizer.close()
     return summary, out
+
+
+def expected_frames(source, args) -> int | None:
+    """How many frames --start, --end and --every leave of the video (None: its length is unknown)."""
+    if not source.frame_count:
+        return None
+    last = min(source.frame_count, int(args.end * source.fps + 0.5) if args.end is not None else 1 << 62)
+    return max(0, -(-(last - round(args.start * source.fps)) // args.every))
+
+
+def process_frames(recognizer, source, args, folder: Path) -> tuple[list, int, float, str | None]:
+    """Every chosen frame through the recogniser on the video's clock, drawn into the annotated
+    video in `folder` unless --no-video: (rows, frames processed, seconds, the video's file name)."""
+    from tqdm import tqdm
+
+    from fer_ros.video.report import frame_rows
+
+    writer, video_name = (None, None) if args.no_video else open_writer(
+        folder, source.fps / args.every, source.width, source.height)
+    rows, processed = [], 0
+    started = time.perf_counter()
+    try:
+        frames = source.frames(start=args.start, end=args.end, every=args.every)
+        for frame in tqdm(frames, total=expected_frames(source, args), desc=f"video {Path(args.video).name}",
+                          unit="frame", disable=None, file=sys.stderr):
+            faces = recognizer(frame.bgr, bgr=True, time=frame.time)
+            rows += frame_rows(frame.index, frame.time, faces)
+            processed += 1
+            if writer is not None:
+                draw_faces(frame.bgr, faces)
+                writer.write(frame.bgr)
+    finally:
+        if writer is not None:
+            writer.release()
+    return rows, processed, time.perf_counter() - started, video_name
+
+
+def video_summary(args, params, recognizer, source, rows, processed: int, seconds: float, video_name) -> dict:
+    """summary.json's content."""
+    from fer_ros.video.report import summarize
+
+    labels = recognizer.labels
+    return {
+        "video": str(Path(args.video)), "model": recognizer.model_id, "detector": recognizer.detector,
+        "labels": labels,
+        "source": {"width": source.width, "height": source.height, "fps": round(source.fps, 3),
+                   "fps_reported": source.fps_reported, "frames": source.frame_count},
+        "options": {"every": args.every, "start": args.start, "end": args.end, "params": params,
+                    "checkpoint": args.checkpoint or "(shipped model)"},
+        **summarize(rows, labels),
+        "note": (f"the video ended after {source.frames_read} of the {source.frame_count} frames its header "
+                 "gives (truncated or corrupt)") if args.end is None and source.truncated() else "",
+        "seconds": round(seconds, 3), "frames_per_second": round(processed / seconds, 2) if seconds else 0.0,
+        "outputs": {"csv": "faces.csv", "video": video_name, "timeline": "timeline.png",
+                    "summary": "summary.json"},
+    }
 
 
 def run(args) -> int:

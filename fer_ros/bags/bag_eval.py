@@ -1,8 +1,8 @@
 """`fer-ros bag-eval BAG`: run fer_node's pipeline over a recorded bag, offline, and report.
 
-Reads Image or CompressedImage frames from a rosbag2 (sqlite3 or MCAP), runs exactly the
-pipeline the node runs (same params file, same -p overrides, same detector, engine and
-smoothing) and writes to --out:
+Reads Image or CompressedImage frames from a rosbag2 (sqlite3 or MCAP), runs them through the
+node's frame stream and pipeline, built by the same function from the same parameters (same params
+file, same -p overrides, same detector, engine and smoothing), and writes to --out:
 
     emotions/      rosbag2 with /emotion (EmotionStamped) and /emotions (EmotionArray), each
                    message at its source frame's bag time, headers copied from the frames
@@ -33,9 +33,11 @@ from pathlib import Path
 from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for, labels_from_bag,
                              labels_from_csv, message_count, open_bag, open_writer, pick_topic, staged_output,
                              storage_of, typestore)
-from fer_ros.bags.report import NO_FACE, plot_timeline, score, summary_lines, write_report
+from fer_ros.bags.report import NO_FACE, accuracy_with_confusion, plot_timeline, summary_lines, write_report
 from fer_ros.errors import BagError, FrameError, one_line
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS
+from fer_ros.inference.load import load_pipeline
+from fer_ros.inference.stream import FrameStream, offline_frame
 from fer_ros.metrics import latency_stats
 from fer_ros.paths import config_file
 from fer_ros.ros.images import message_to_rgb
@@ -118,14 +120,8 @@ def node_params(params_file: Path | None, overrides: list[str], checkpoint: str 
     return params
 
 
-def load_pipeline(params: dict):
-    """Engine + pipeline exactly as fer_node's configure step builds them (fer_ros.inference.load)."""
-    from fer_ros.inference.load import load_pipeline as load
-
-    def say(text):
-        print(f"fer-ros bag-eval: {text}", file=sys.stderr)
-
-    return load(params, warn=say, note=say)
+def say(text) -> None:
+    print(f"fer-ros bag-eval: {text}", file=sys.stderr)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -135,16 +131,12 @@ CSV_FIXED = ["frame", "bag_time_ns", "stamp_ns", "status", "faces", "label", "co
              "x", "y", "width", "height", "truth", "detect_ms", "classify_ms", "total_ms"]
 
 
-def decode(store, connection, raw, max_pixels: int = DEFAULT_MAX_PIXELS):
-    """(message, rgb, None) for a usable frame, or (message or None, None, why it is skipped)."""
+def deserialize(store, connection, raw):
+    """(message, None), or (None, why the record is skipped)."""
     try:
-        msg = store.deserialize_cdr(raw, connection.msgtype)
+        return store.deserialize_cdr(raw, connection.msgtype), None
     except Exception as err:  # a truncated or foreign record: counted, the run goes on
-        return None, None, f"undecodable {connection.msgtype} record ({type(err).__name__})"
-    try:
-        return msg, message_to_rgb(msg, max_pixels), None
-    except FrameError as err:
-        return msg, None, str(err)
+        return None, f"undecodable {connection.msgtype} record ({type(err).__name__})"
 
 
 def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels=()) -> dict:
@@ -165,15 +157,26 @@ def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels
 
 def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage: str,
                  limit: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list, Counter]:
-    """Every frame of `topic` through the pipeline, results into a new bag; (rows, skip reasons)."""
+    """Every frame of `topic` through the node's frame stream, results into a new bag; (rows, skip
+    reasons). A frame's receipt is its bag time; there is no transport and no mailbox (frames wait
+    for the pipeline), so a result's latency_ms and processing_ms are both its own decode + pipeline time."""
     from tqdm import tqdm
 
     store = typestore()
     classes = rosbags_classes(store)
     labels = pipeline.labels
+    stream = FrameStream(pipeline)
     total = min(message_count(reader, topic), limit or sys.maxsize)
     rows, skipped = [], Counter()
     writer = open_writer(bag_out, storage)
+
+    def write(bag_ns, header, result, timing):
+        array, faces = emotion_messages(result, header, labels, engine.model_id, classes,
+                                        timing.processing_ms, timing.processing_ms)
+        writer.write(emotions_conn, bag_ns, store.serialize_cdr(array, array.__msgtype__))
+        if faces:
+            writer.write(emotion_conn, bag_ns, store.serialize_cdr(faces[0], faces[0].__msgtype__))
+
     try:
         emotion_conn = add_topic(writer, "/emotion", "fer_ros/msg/EmotionStamped")
         emotions_conn = add_topic(writer, "/emotions", "fer_ros/msg/EmotionArray")
@@ -182,22 +185,23 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
                 messages, total=total, desc=f"bag-eval {topic}", unit="frame", disable=None, file=sys.stderr)):
             if index >= total:
                 break
-            t0 = time.perf_counter()
-            msg, rgb, reason = decode(store, connection, raw, max_pixels)
+            frame = offline_frame(None, bag_ns)  # timed from before deserialising
+            msg, reason = deserialize(store, connection, raw)
             truth_label = truth.for_frame(bag_ns, msg) if truth is not None else None
+            if msg is not None:
+                frame.item = msg
+                try:
+                    _, result, timing = stream.process(
+                        frame, stamp_ns(msg.header), lambda m: message_to_rgb(m, max_pixels), lambda: 0,
+                        lambda rgb, result, timing: write(bag_ns, msg.header, result, timing))
+                except FrameError as err:
+                    reason = str(err)
             if reason:
+                stream.count("bad")
                 skipped[reason] += 1
                 rows.append({**frame_row(index, bag_ns, msg, truth_label), "status": f"skipped: {reason}"})
                 continue
-            result = pipeline.process(rgb, now=bag_ns * 1e-9)  # the node passes its receipt time
-            array, faces = emotion_messages(result, msg.header, labels, engine.model_id, classes)
-            total_ms = (time.perf_counter() - t0) * 1e3
-            for face in faces:  # offline there is no transport: latency is this frame's own work
-                face.latency_ms = face.processing_ms = total_ms
-            writer.write(emotions_conn, bag_ns, store.serialize_cdr(array, array.__msgtype__))
-            if faces:
-                writer.write(emotion_conn, bag_ns, store.serialize_cdr(faces[0], faces[0].__msgtype__))
-            rows.append(frame_row(index, bag_ns, msg, truth_label, result, total_ms, labels))
+            rows.append(frame_row(index, bag_ns, msg, truth_label, result, timing.processing_ms, labels))
     except Exception as err:
         raise BagError(f"reading {topic} failed part-way, nothing written: {one_line(err)}") from None
     finally:
@@ -232,7 +236,7 @@ def build_report(rows, skipped, truth, labels, engine, pipeline, params, out: Pa
         "throughput_fps": len(done) / elapsed if elapsed > 0 else 0.0,
         "predicted_counts": dict(Counter(predicted).most_common()),
         "ground_truth": truth.source if truth is not None else None,
-        "accuracy": score(pairs, labels, out, title=title) if pairs else None,
+        "accuracy": accuracy_with_confusion(pairs, labels, out, title=title) if pairs else None,
         "outputs": {"bag": "emotions", "csv": "frames.csv", "timeline": "timeline.png"},
     }
 
@@ -247,12 +251,13 @@ def ground_truth(reader, args):
     return labels_from_bag(reader, topic) if topic else None
 
 
-def evaluate(args) -> tuple[dict, Path]:
+def bag_report(args) -> tuple[dict, Path]:
+    """The whole run: (report.json's content, the output folder)."""
     with closing(open_bag(args.bag)) as reader:
         topic = pick_topic(reader, IMAGE_TYPES, args.topic, "image", "--topic")
         truth = ground_truth(reader, args)
         params = node_params(args.params_file, args.param, args.checkpoint, args.namespace)
-        engine, pipeline = load_pipeline(params)
+        engine, pipeline = load_pipeline(params, warn=say, note=say)
         storage = storage_of(args.bag) if args.storage == "auto" else args.storage
         bag = args.bag.resolve()
         out = args.out or bag.with_name(bag.name.split(".")[0] + "_fer")
@@ -274,7 +279,7 @@ def evaluate(args) -> tuple[dict, Path]:
 
 
 def run(args) -> int:
-    report, out = evaluate(args)
+    report, out = bag_report(args)
     print(f"fer-ros bag-eval: {args.bag} {report['topic']} -> {out}")
     for line in summary_lines(report):
         print("  " + line)

@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # The ROS graph of tests and the demo stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: all venv install test demo bench lock clean venv-jazzy install-jazzy test-jazzy lock-jazzy
+.PHONY: all venv install test unit demo bench lock clean venv-jazzy install-jazzy test-jazzy lock-jazzy
 
 all: test
 
@@ -30,6 +30,12 @@ install: venv
 test: install
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
+# The unit tests (test/unit: no DDS) straight from the source tree: the package is built once, for
+# its generated messages; later edits need no reinstall (test/conftest.py puts the source first).
+unit: venv
+	$(PY) -c "import fer_ros.msg" 2>/dev/null || $(MAKE) install
+	$(PY) -m pytest -ra test/unit $(PYTEST_ARGS)
+
 demo: install
 	$(VENV)/bin/fer-ros demo $(DEMO_ARGS)
 
@@ -40,14 +46,15 @@ bench: install
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet "pip==25.3" && .venv-lock/bin/pip install --quiet -r requirements.in
-	$(PYTHON) tools/freeze_requirements.py .venv-lock/bin/python > requirements.txt
+	$(PYTHON) maintainer/freeze_requirements.py .venv-lock/bin/python > requirements.txt
 	rm -rf .venv-lock
 
 # A second environment: the same package built and tested against ROS 2 Jazzy (rclpy 7.1.6)
 # from requirements-jazzy.txt. Its own build folder: CMake caches where it found each ROS package.
 VENV_JAZZY := .venv-jazzy
 PY_JAZZY := $(VENV_JAZZY)/bin/python
-JAZZY_TESTS ?= test/test_messages.py test/test_node.py test/test_bags.py test/test_large_frames.py
+JAZZY_TESTS ?= test/ros/test_messages.py test/ros/test_node.py test/ros/test_bag_replay.py \
+	test/unit/bags/test_bag_eval.py test/ros/test_large_frames.py
 
 $(VENV_JAZZY)/.requirements: requirements-jazzy.txt
 	test -x $(PY_JAZZY) || $(PYTHON) -m venv $(VENV_JAZZY)
@@ -68,7 +75,7 @@ test-jazzy: install-jazzy
 lock-jazzy:
 	rm -rf .venv-jazzy-lock && $(PYTHON) -m venv .venv-jazzy-lock
 	.venv-jazzy-lock/bin/pip install --quiet "pip==25.3" && .venv-jazzy-lock/bin/pip install --quiet -r requirements-jazzy.in
-	$(PYTHON) tools/freeze_requirements.py .venv-jazzy-lock/bin/python requirements-jazzy.in lock-jazzy > requirements-jazzy.txt
+	$(PYTHON) maintainer/freeze_requirements.py .venv-jazzy-lock/bin/python requirements-jazzy.in lock-jazzy > requirements-jazzy.txt
 	rm -rf .venv-jazzy-lock
 
 clean:

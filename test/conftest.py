@@ -1,7 +1,13 @@
 """Shared test set-up: an isolated ROS graph, child processes, and a small real checkpoint.
 
-Tests run against the *installed* package (make install); the source tree's fer_ros/ has no
-__init__.py, so the installed package, which carries the generated messages, is the one imported.
+Layout: test/unit/ mirrors the package and needs no DDS; test/ros/ runs real processes over Fast
+DDS (fer_node, fer-ros, launch); test/package/ checks the install, the docs and the architecture.
+
+Imports in this process read fer_ros's Python modules from the SOURCE tree and only what the build
+generates (fer_ros.msg and its compiled type support, which the source tree lacks) from the installed
+package: a unit test sees an edit at once (`make unit`), without reinstalling. Child processes
+(fer-ros, fer_node, launch) run the installed package, so the ros/ and package/ tests need
+`make install` after an edit (`make test` does it).
 """
 
 import os
@@ -11,6 +17,27 @@ import time
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _source_first() -> None:
+    """fer_ros as one package over two folders: the source tree first, then the installed package
+    (found as Python would find it), which alone holds the generated message modules."""
+    import importlib.util
+
+    installed = importlib.util.find_spec("fer_ros")
+    if installed is None or not installed.origin:
+        raise pytest.UsageError("fer_ros is not installed: run `make install` once (it generates the messages)")
+    folder = Path(installed.origin).parent
+    spec = importlib.util.spec_from_file_location(
+        "fer_ros", installed.origin, submodule_search_locations=[str(REPO / "fer_ros"), str(folder)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["fer_ros"] = package
+    spec.loader.exec_module(package)
+
+
+_source_first()
 
 # One DDS domain per test run, claimed (a lock file per id) so that concurrent runs, demos and
 # benchmarks on one host never share a graph; traffic kept on this machine. Set before anything
@@ -25,13 +52,6 @@ private_graph()
 os.environ.setdefault(profile_variable(), str(Path(sys.prefix) / "share" / "fer_ros" / "config"
                                               / "fastdds_large_images.xml"))
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def pytest_configure(config):
-    import fer_ros
-    if fer_ros.__file__ is None or Path(fer_ros.__file__).resolve().is_relative_to(REPO / "fer_ros"):
-        raise pytest.UsageError("fer_ros is imported from the source tree; run `make test` (installed package)")
 
 
 @pytest.fixture

@@ -124,7 +124,8 @@ class Pipeline:
         self.tracker = FaceTracker(options)
         self.frame_count = 0
         self.faces: list[Face] = []
-        use_thread = options.detect_async and self.detector.name != "none"
+        # A search beside the frames needs a detector that lets go of the GIL while it works.
+        use_thread = options.detect_async and self.detector.name != "none" and self.detector.releases_gil
         self.search = BackgroundSearch(replace(options, detector=self.detector_name)) if use_thread else None
 
     @property

@@ -1,8 +1,8 @@
 """Rewrite the README's parameter table from the parameters fer_node declares (fer_ros.ros.params).
 
-    .venv/bin/python tools/readme_params.py
+    .venv/bin/python maintainer/readme_params.py
 
-test_package checks that the table is exactly this; run this after changing a parameter.
+test/package/test_docs.py checks that the table is exactly this; run this after changing a parameter.
 """
 
 from pathlib import Path

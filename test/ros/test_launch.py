@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "models" / "fer_synthetic_mit_b0.safetensors"  # small and fast; any checkpoint will do
 
 

@@ -22,6 +22,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from fer_ros.model.checkpoint import checkpoint_id
 from fer_ros.ros.images import fill_image
 from fer_ros.labels import FER7
+from hostile import png_bomb
 from fer_ros.msg import EmotionArray, EmotionStamped
 
 NS = "node_test"
@@ -487,13 +488,6 @@ def test_a_whole_number_for_a_float_parameter_is_taken_at_run_time(fer_node):
         assert not refused.successful
     finally:
         assert fer_node.set_params(max_age_ms=0.0)[0].successful
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_imagecheck import png_bomb as bomb
-
-    return bomb(width, height)
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -19,7 +19,7 @@ import pytest
 from fer_ros.inference.engine import Engine
 from fer_ros.paths import DEFAULT_MODEL, default_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FER_TAR = Path(os.environ.get("FER2013_TAR") or REPO.parent / "shared" / "data" / "fer2013.tar")
 needs_fer2013 = pytest.mark.skipif(not FER_TAR.is_file(), reason=f"real FER2013 faces not found at {FER_TAR} "
                                    "(set FER2013_TAR to a fer2013.tar with train/ and val/ image folders)")

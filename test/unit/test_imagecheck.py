@@ -1,7 +1,6 @@
 """Encoded images checked before decoding: JPEG and PNG only (by their bytes), size from the header
 within the pixel budget, on every path that decodes an image (frames, image files, training sets)."""
 
-import zlib
 
 import cv2
 import numpy as np
@@ -10,20 +9,7 @@ import skimage.data
 
 from fer_ros.errors import FrameError
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, decode, encoded_size, read_image
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid grey PNG of width x height zeros, compressed a hundredfold and more: a few hundred KB
-    that a decoder would turn into width x height x 3 bytes. Streamed, so the test never holds it."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    packer, rows, idat = zlib.compressobj(9), b"\x00" * ((width + 1) * 100), []
-    for _ in range(height // 100):
-        idat.append(packer.compress(rows))
-    idat.append(packer.compress(b"\x00" * ((width + 1) * (height % 100))) + packer.flush())
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b"")
+from hostile import png_bomb
 
 
 def encoded(ext: str, image: np.ndarray, *params) -> bytes:

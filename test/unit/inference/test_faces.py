@@ -18,7 +18,7 @@ from fer_ros.inference.faces import DetectorOptions, Face, HaarDetector, make_de
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.options import from_params
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 MUXSPACE_TAR = Path(os.environ.get("MUXSPACE_TAR") or REPO.parent / "shared" / "data" / "muxspace.tar")
 needs_muxspace = pytest.mark.skipif(not MUXSPACE_TAR.is_file(), reason=f"muxspace faces not found at {MUXSPACE_TAR} "
                                     "(set MUXSPACE_TAR to a muxspace.tar)")
@@ -86,6 +86,42 @@ def test_a_48_pixel_face_is_found_at_the_default_settings():
     frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
     found = make_detector(DetectorOptions())(frame)
     assert len(found) == 1 and 36 <= found[0].box[3] <= 60
+
+
+@needs_yuface
+def test_yuface_through_ctypes_answers_as_its_binding_and_lets_go_of_the_gil():
+    """The node calls yuface's library directly so that a search on a second thread runs beside the
+    frames: the same scores, boxes and landmarks as yuface.detect, from several threads at once, while
+    Python code keeps running."""
+    import threading
+    import time
+
+    import yuface
+
+    detect = faces_module.load_yuface()
+    assert detect.releases_gil and make_detector(DetectorOptions(detector="yuface")).releases_gil
+    bgr = np.ascontiguousarray(astronaut_frame()[:, :, ::-1])
+    expected = yuface.detect(bgr, faces_module.YUFACE_SCORE_THRESHOLD)
+    assert len(expected[0]) == 1
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.extend(detect(bgr, faces_module.YUFACE_SCORE_THRESHOLD)
+                                                              for _ in range(5))) for _ in range(2)]
+
+    def spin(seconds: float) -> int:
+        count, end = 0, time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            count += 1
+        return count
+
+    alone = spin(0.3)
+    for t in threads:
+        t.start()
+    beside = spin(0.3)
+    for t in threads:
+        t.join()
+    assert len(answers) == 10
+    assert all(np.array_equal(a, b) for answer in answers for a, b in zip(answer, expected))
+    assert beside > alone / 4  # through yuface's own binding this thread got ~15 % of its speed
 
 
 def test_auto_falls_back_to_haar_with_one_line_when_yuface_cannot_be_imported(monkeypatch):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parents[1]  # test/
 NS = "std_test"
 HRI = {"angry": "angry", "disgust": "disgusted", "fear": "scared", "happy": "happy", "sad": "sad",
        "surprise": "surprised", "neutral": "neutral"}

@@ -1,7 +1,7 @@
 """Turn a finished training run into a shipped model: the checkpoint under models/, its model card
 (metrics JSON beside it), the resolved config, and the plots under benchmarks/results/.
 
-    python tools/ship_model.py runs/fer2013_cpu --data <dir>/fer2013 --name fer2013_mit_b0_64
+    python maintainer/ship_model.py runs/fer2013_cpu --data <dir>/fer2013 --name fer2013_mit_b0_64
 
 The card's figures come from `fer-ros evaluate` on the validation split (FER2013 PublicTest), through
 the engine and back-end the node runs; the training figures from the run's own history and summary.
@@ -10,6 +10,8 @@ the engine and back-end the node runs; the training figures from the run's own h
                                  photos) and store it in the checkpoint when it lowers their ECE
     --dev-scores FILE            benchmarks/cross_dataset.py's JSON for this model: copied into the card
                                  (every dev-set figure beside the peers')
+    --average-with M --alpha A   ship (1 - A) x M's weights + A x the run's (WiSE-FT: a fine-tune averaged
+                                 with the model it started from keeps more of what that model knew)
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> int:
                         help="the run's wall time, when it was interrupted and resumed")
     parser.add_argument("--calibrate", type=Path, default=None, help="image-folder set whose val split fits T")
     parser.add_argument("--dev-scores", type=Path, default=None, help="cross_dataset.py JSON for the card")
+    parser.add_argument("--average-with", type=Path, default=None, help="checkpoint the run was fine-tuned from")
+    parser.add_argument("--alpha", type=float, default=1.0, help="the run's share of the averaged weights")
     args = parser.parse_args()
 
     import torch
@@ -49,14 +53,17 @@ def main() -> int:
     # The repository names no machine's paths: the data root becomes "<dir>/<its folder name>" in the
     # checkpoint's resolved config and in the config beside it (the weights are copied unchanged).
     model, meta = load_checkpoint(args.run / "best.safetensors")
+    if args.average_with:
+        meta.provenance["weights_averaged"] = average_weights(model, args.average_with, args.alpha)
     root = meta.train_config["data"]["root"]
-    meta.train_config["data"]["root"] = shown = f"<dir>/{Path(root).name}"
+    places = {str(Path(root).parent): "<dir>", str(REPO) + "/": ""}
+    meta.train_config, meta.provenance = scrubbed(meta.train_config, places), scrubbed(meta.provenance, places)
     save_checkpoint(shipped, model, meta, dtype=torch.float16)
     calibration = calibrate(shipped, args.calibrate) if args.calibrate else None
     if calibration and calibration["applied"]:
         meta.temperature = calibration["temperature"]
         save_checkpoint(shipped, model, meta, dtype=torch.float16)
-    text = (args.run / "config.yaml").read_text().replace(f"root: {root}", f"root: {shown}")
+    text = scrubbed((args.run / "config.yaml").read_text(), places)
     (models / f"{args.name}.yaml").write_text(text)
     for plot in ("curves.png",):
         shutil.copyfile(args.run / plot, results / plot)
@@ -74,7 +81,8 @@ def main() -> int:
         "trained_on": meta.provenance,
         "input": {"size": meta.preprocess.input_size, "color": meta.preprocess.color},
         "made_with": f"fer-ros train --config {args.config} (models/{args.name}.yaml is the resolved config), "
-                     f"weights stored as {meta.train_config['train']['save_dtype']}",
+                     f"weights stored as {meta.train_config['train']['save_dtype']}"
+                     + (f", averaged with {args.average_with.name} (run's share {args.alpha:g})" if args.average_with else ""),
         "publictest": {
             "split": f"{args.format}:{args.split} (FER2013 PublicTest, {metrics['samples']} faces)",
             "backend": metrics["backend"], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
@@ -97,6 +105,39 @@ def main() -> int:
     shipped.with_suffix(".metrics.json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"shipped {shipped} ({shipped.stat().st_size / 1e6:.1f} MB); card {shipped.with_suffix('.metrics.json')}")
     return 0
+
+
+def scrubbed(value, places: dict):
+    """`value` (a string, or dicts and lists of them) with each machine path in `places` replaced:
+    the repository names no machine's folders."""
+    if isinstance(value, str):
+        for path, shown in places.items():
+            value = value.replace(path, shown)
+        return value
+    if isinstance(value, dict):
+        return {k: scrubbed(v, places) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrubbed(v, places) for v in value]
+    return value
+
+
+def average_weights(model, base_path: Path, alpha: float) -> dict:
+    """Set `model`'s weights to (1 - alpha) x base's + alpha x its own (floating-point tensors; the
+    rest, e.g. counters, stay the model's); returns what was done, for the provenance."""
+    import torch
+
+    from fer_ros.model.checkpoint import checkpoint_id, load_checkpoint
+
+    if not 0.0 <= alpha <= 1.0:
+        raise SystemExit(f"--alpha must be within 0..1, got {alpha}")
+    base, _ = load_checkpoint(base_path)
+    mine, theirs = model.state_dict(), base.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise SystemExit(f"{base_path} is not the same architecture as the run's model")
+    with torch.no_grad():
+        model.load_state_dict({k: torch.lerp(theirs[k].float(), v.float(), alpha).to(v.dtype)
+                               if v.is_floating_point() else v for k, v in mine.items()})
+    return {"base": checkpoint_id(base_path), "fine_tuned_share": alpha}
 
 
 def calibrate(checkpoint: Path, root: Path) -> dict:

@@ -16,7 +16,7 @@ from test_training import tiny
 from fer_ros.training.runstate import STATE_FILE
 from fer_ros.training.train import train
 
-SCHEMA = Path(__file__).resolve().parent / "data" / "train_state_schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "data" / "train_state_schema.json"
 
 
 def state_schema(obj, path: str = "") -> dict[str, str]:

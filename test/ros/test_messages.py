@@ -12,10 +12,10 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from fer_ros.bags.io import typestore
 from fer_ros.msg import EmotionArray, EmotionStamped
 
-sys.path.insert(0, str(Path(__file__).parent / "processes"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "processes"))
 from samples import PROBS, sample_array, sample_emotion  # noqa: E402
 
-PUBLISHER = str(Path(__file__).parent / "processes" / "emotion_publisher.py")
+PUBLISHER = str(Path(__file__).resolve().parents[1] / "processes" / "emotion_publisher.py")
 
 
 def check_emotion(msg, face_id=7, x=120):

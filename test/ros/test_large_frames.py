@@ -12,7 +12,7 @@ from sensor_msgs.msg import Image
 
 from fer_ros.ros.dds import large_image_env
 
-PUBLISHER = str(Path(__file__).parent / "processes" / "frame_publisher.py")
+PUBLISHER = str(Path(__file__).resolve().parents[1] / "processes" / "frame_publisher.py")
 FRAMES = 90
 
 

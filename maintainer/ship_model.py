@@ -69,8 +69,8 @@ def main() -> int:
         shutil.copyfile(args.run / plot, results / plot)
     metrics = checkpoint_metrics(shipped, args.format, args.data, args.split, out_dir=results)
     saved = results / "metrics.json"
-    saved.write_text(saved.read_text().replace(str(shipped), f"models/{shipped.name}")
-                     .replace(str(args.data).rstrip("/"), f"<dir>/{Path(args.data).name}"))
+    saved.write_text(scrubbed(saved.read_text(), {str(shipped): f"models/{shipped.name}",
+                                                  str(args.data).rstrip("/"): f"<dir>/{Path(args.data).name}"}))
     print(format_table(metrics))
     history = json.loads((args.run / "history.json").read_text())
     summary = json.loads((args.run / "summary.json").read_text())

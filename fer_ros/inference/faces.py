@@ -101,7 +101,7 @@ class WholeImage:
     """No detection: the frame already is a face crop."""
 
     name = "none"
-    releases_gil = True
+    releases_gil = False  # it never searches: there is nothing to put on a second thread
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
         height, width = rgb.shape[:2]
@@ -238,12 +238,11 @@ class YuFaceDetector:
     no model file to bring. Boxes and the five landmarks."""
 
     name = "yuface"
-    # yuface's own binding holds the GIL while it searches (a Python thread beside it ran at 15 % of its
-    # speed); load_yuface calls its library through ctypes instead, which lets go of it.
-    releases_gil = False
 
     def __init__(self, options: DetectorOptions):
         self.detect = load_yuface()
+        # yuface's own binding holds the GIL while it searches; load_yuface calls its library through
+        # ctypes instead, which lets go of it (unless the pinned wheel's symbol is missing).
         self.releases_gil = getattr(self.detect, "releases_gil", False)
         self.options = options
 

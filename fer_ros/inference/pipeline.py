@@ -125,7 +125,7 @@ class Pipeline:
         self.frame_count = 0
         self.faces: list[Face] = []
         # A search beside the frames needs a detector that lets go of the GIL while it works.
-        use_thread = options.detect_async and self.detector.name != "none" and self.detector.releases_gil
+        use_thread = options.detect_async and self.detector.releases_gil
         self.search = BackgroundSearch(replace(options, detector=self.detector_name)) if use_thread else None
 
     @property

@@ -34,6 +34,7 @@ from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for
                              labels_from_csv, message_count, open_bag, open_writer, pick_topic, staged_output,
                              storage_of, typestore)
 from fer_ros.bags.report import NO_FACE, accuracy_with_confusion, plot_timeline, summary_lines, write_report
+from fer_ros.atomic import folder_holds
 from fer_ros.errors import BagError, FrameError, one_line
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS
 from fer_ros.inference.load import load_pipeline
@@ -45,6 +46,10 @@ from fer_ros.ros.messages import emotion_messages, rosbags_classes, stamp_ns
 
 NODE_NAME = "fer_node"
 
+
+# What --force may replace: an earlier report of bag-eval and nothing else.
+IS_REPORT = folder_holds("report.json", {"emotions", "frames.csv", "timeline.png", "confusion.png",
+                                         "confusion.json"})
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 folder (or a .db3 / .mcap file)")
@@ -261,9 +266,10 @@ def bag_report(args) -> tuple[dict, Path]:
         storage = storage_of(args.bag) if args.storage == "auto" else args.storage
         bag = args.bag.resolve()
         out = args.out or bag.with_name(bag.name.split(".")[0] + "_fer")
+        inputs = [p for p in (args.bag, args.labels_csv, args.params_file, args.checkpoint) if p]
         started = time.perf_counter()
         try:
-            with staged_output(out, args.force) as tmp:
+            with staged_output(out, args.force, made_by=IS_REPORT, inputs=inputs) as tmp:
                 rows, skipped = run_pipeline(reader, topic, truth, engine, pipeline, tmp / "emotions", storage,
                                              args.limit, params["max_pixels"])
                 if not any(r.get("status") == "ok" for r in rows):

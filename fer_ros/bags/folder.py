@@ -113,7 +113,7 @@ def write_bag(args) -> tuple[dict[str, int], list[Path]]:
     counts: dict[str, int] = {}
     unreadable: list[Path] = []
     period_ns = int(round(1e9 / args.rate))
-    with staged_bag(args.out, args.storage, args.force) as writer:
+    with staged_bag(args.out, args.storage, args.force, inputs=[args.folder]) as writer:
         image_conn = add_topic(writer, args.topic, msgtype)
         label_conn = add_topic(writer, args.labels_topic, LABEL_TYPE)
         t_ns = START_NS

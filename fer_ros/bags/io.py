@@ -19,7 +19,7 @@ from pathlib import Path
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from fer_ros.atomic import staged_folder
+from fer_ros.atomic import folder_holds, staged_folder
 from fer_ros.errors import BagError, one_line
 from fer_ros.paths import share_dir
 from fer_ros.ros.messages import sec_nanosec, stamp_ns
@@ -175,6 +175,8 @@ def labels_from_csv(path: str | Path) -> GroundTruth:
 
 # Bag tools report an output folder in the way as a BagError, like the rest of their input.
 staged_output = functools.partial(staged_folder, error=BagError)
+# What --force may replace: a bag folder as staged_bag writes it (metadata.yaml and its storage files).
+IS_BAG = folder_holds("metadata.yaml", patterns=("*.db3", "*.db3-wal", "*.db3-shm", "*.mcap"))
 
 
 def open_writer(path: str | Path, storage: str) -> Writer:
@@ -192,10 +194,11 @@ def add_topic(writer: Writer, topic: str, msgtype: str, offered_qos: tuple = ())
 
 
 @contextmanager
-def staged_bag(out: str | Path, storage: str, force: bool = False):
-    """Yield an opened Writer whose bag becomes the folder `out` when the block completes."""
-    out = Path(out)
-    with staged_output(out, force) as tmp:
+def staged_bag(out: str | Path, storage: str, force: bool = False, inputs=()):
+    """Yield an opened Writer whose bag becomes the folder `out` when the block completes; --force
+    replaces only an earlier bag, never one of `inputs` or a folder holding them."""
+    out = Path(out).absolute()
+    with staged_output(out, force, made_by=IS_BAG, inputs=inputs) as tmp:
         inner = tmp / out.name  # rosbags names the storage file after its folder, as ros2 bag does
         writer = open_writer(inner, storage)
         try:

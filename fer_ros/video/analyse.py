@@ -20,14 +20,19 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import cv2
 import yaml
 
+from fer_ros.atomic import folder_holds
 from fer_ros.errors import ConfigError, FerRosError, one_line
 
+# What --force may replace: an earlier output of fer-ros video (its summary.json beside only its
+# own files), never anything a user keeps there.
+IS_VIDEO_REPORT = folder_holds("summary.json", {"faces.csv", "annotated.mp4", "annotated.avi", "timeline.png"})
 COLOURS = [(80, 220, 80), (60, 170, 255), (255, 120, 60), (220, 80, 220), (60, 220, 220), (200, 200, 60)]  # BGR
 
 
@@ -76,6 +81,10 @@ def writable_parent(out: Path) -> None:
         raise FerRosError(f"cannot create the output folder {out}: {one_line(err)}") from None
     if not os.access(parent, os.W_OK | os.X_OK):
         raise FerRosError(f"cannot write the output folder {out}: {parent} is not writable")
+    try:  # root passes os.access everywhere, and /sys or a read-only mount still refuse: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".fer-ros-probe-", dir=parent))
+    except OSError as err:
+        raise FerRosError(f"cannot write the output folder {out}: {one_line(err)}") from None
 
 
 def draw_faces(bgr, faces) -> None:
@@ -104,7 +113,7 @@ def analyse(args, recognizer=None) -> tuple[dict, Path]:
     """The whole run: (summary, output folder). `recognizer`: one to reuse (the demo's), else built
     from --checkpoint and -p."""
     from fer_ros.api import Recognizer
-    from fer_ros.atomic import staged_folder
+    from fer_ros.atomic import check_replaceable, staged_folder
     from fer_ros.video.report import plot_timeline, write_csv
     from fer_ros.video.source import open_video
 
@@ -114,11 +123,14 @@ def analyse(args, recognizer=None) -> tuple[dict, Path]:
     params = parse_params(args.param)
     source = open_video(video)  # a missing or unreadable video: one line before the model loads
     own = recognizer is None
+    inputs = [video] + [p for p in (args.checkpoint,) if p]
     try:
+        # Whether --out may be written (and, with --force, replaced) is settled before the model loads.
+        check_replaceable(Path(os.path.abspath(out)), args.force, FerRosError, IS_VIDEO_REPORT, inputs)
         writable_parent(out)
         if own:
             recognizer = Recognizer(args.checkpoint, **params)
-        with staged_folder(out, args.force) as tmp:
+        with staged_folder(out, args.force, made_by=IS_VIDEO_REPORT, inputs=inputs) as tmp:
             rows, processed, seconds, video_name = process_frames(recognizer, source, args, tmp)
             if not processed:
                 raise FerRosError(f"{video}: no frame between {args.start:g} s and "

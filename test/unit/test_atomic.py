@@ -109,3 +109,22 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["best.safetensors", "other.txt", young.name, unrelated.name]), left
     assert path.read_text() == "newer"
+
+
+def test_bag_tools_force_replaces_an_earlier_bag_but_not_a_users_folder(tmp_path, monkeypatch, capsys):
+    from fer_ros.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth-bag", "bag", "--frames", "2"]) == 0
+    assert main(["synth-bag", "bag", "--frames", "3", "--force"]) == 0  # an earlier bag: replaced
+    capsys.readouterr()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"a user's photo")
+    for out in ("photos", ".", str(tmp_path.parent)):
+        assert main(["synth-bag", out, "--frames", "2", "--force"]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert (photos / "holiday.jpg").read_bytes() == b"a user's photo"
+    assert main(["bag-eval", "bag", "--out", "bag", "--force", "-p", "detector:=none"]) == 2  # its input
+    assert "is the input" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "photos"]

@@ -113,3 +113,51 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(clip, tmp_path):
             (expected, done.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "corrupt.mp4", "taken"]  # nothing half-written
     assert (taken / "mine.txt").read_text() == "a user's file"
+
+
+def test_force_replaces_only_an_earlier_output_never_a_users_files(clip, tmp_path, monkeypatch, capsys):
+    """--force may replace a folder that fer-ros video wrote, and nothing else: not the working
+    folder, its parents, `/`, the input video or a folder holding it, nor a folder of a user's."""
+    work = tmp_path / "work"
+    work.mkdir()
+    video = work / "clip.avi"
+    video.write_bytes(clip.read_bytes())
+    (work / "mine.txt").write_text("a user's file")
+    monkeypatch.chdir(work)
+    for out, why in ((".", "is the working folder"), ("..", "is a parent of the working folder"),
+                     ("/", "is the root folder"), ("clip.avi", "is the input"),
+                     (str(tmp_path), "is a parent of the working folder")):
+        assert fer_ros(["video", "clip.avi", "--out", out, "--force", "--no-video"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], (out, err)
+    assert sorted(p.name for p in work.iterdir()) == ["clip.avi", "mine.txt"]
+    assert video.read_bytes() == clip.read_bytes()
+
+    assert fer_ros(["video", "clip.avi", "--out", "res", "--no-video"]) == 0
+    (work / "res" / "faces.csv").write_text("old")
+    assert fer_ros(["video", "clip.avi", "--out", "res", "--force", "--no-video"]) == 0  # its own output
+    assert (work / "res" / "faces.csv").read_text() != "old"
+    (work / "res" / "notes.txt").write_text("the user's")
+    assert fer_ros(["video", "clip.avi", "--out", "res", "--force", "--no-video"]) == 2
+    assert "not an earlier output" in capsys.readouterr().err
+    assert (work / "res" / "notes.txt").read_text() == "the user's"
+
+
+def test_sigterm_leaves_no_half_written_output_and_a_killed_runs_leftovers_go(clip, tmp_path):
+    import signal
+    import time
+
+    long_clip = write_clip(tmp_path / "long.avi", 400, 320, 240, FPS)
+    stale = tmp_path / "out.incomplete-999999999-abc"  # a run killed outright (no such pid)
+    stale.mkdir()
+    (stale / "annotated.mp4").write_bytes(b"half")
+    run = subprocess.Popen([sys.executable, "-m", "fer_ros.cli", "video", str(long_clip), "--out",
+                            str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f"out.incomplete-{run.pid}-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not stale.exists()  # the dead run's folder went when the new one started
+    time.sleep(1.0)
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 128 + signal.SIGTERM, run.stderr.read()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.avi"]

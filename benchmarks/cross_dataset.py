@@ -1,7 +1,11 @@
 """fer_ros beside its peers on every labelled set at hand, and fer_ros through its own pipeline.
 
 Sets (each skipped, saying why, when absent):
-  publictest   FER2013 PublicTest (<data>/fer2013/val), 48x48 grey crops
+  publictest   FER2013 PublicTest, raw pixels (<data>/ferplus/fer2013.csv, from ferplus.tar.xz), 48x48
+               grey crops, FER2013's original labels (3,556 faces)
+  publictest_ferplus
+               the same faces under FER+'s majority labels (fer2013new.csv beside it; faces without a
+               majority, or won by unknown, left out: 3,165)
   muxspace     muxspace val (<data>/muxspace/val), 128x128 grey crops; 92 % neutral or happy, so its
                macro-recall (mean per-class recall) is the figure to compare, not its accuracy
   taiwanese    taiwanese_dev (<data>/taiwanese_dev), whole 256x256 photos: every model gets the face
@@ -95,6 +99,14 @@ def scores(truth: list[str], probs: np.ndarray, found: np.ndarray | None = None)
             "ece": round(calibration_error(probs[answered], true[answered]), 4), "recall": recall}
 
 
+def csv_set(folder: Path, fmt: str) -> tuple[list[np.ndarray], list[str]]:
+    """PublicTest's faces and labels, read by the training loaders (fer2013 or ferplus majority)."""
+    from fer_ros.training.datasets import load_splits
+
+    val = load_splits(fmt, folder, "fer7", target="majority")["val"]
+    return [img[..., 0] for img in val.images.numpy()], [val.classes[int(t)] for t in val.hard_targets()]
+
+
 def crop_set(folder: Path) -> tuple[list[np.ndarray], list[str]]:
     crops, truth = [], []
     for path in sorted(folder.glob("*/*.jpg")):
@@ -128,7 +140,7 @@ def photo_set(folder: Path, engine: Engine, options: PipelineOptions):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="folder with fer2013/, muxspace/, taiwanese_dev/")
+    parser.add_argument("--data", type=Path, required=True, help="folder with ferplus/, muxspace/, taiwanese_dev/")
     parser.add_argument("--peers", type=Path, default=REPO.parent / "shared" / "peers")
     parser.add_argument("--no-peers", action="store_true", help="fer_ros only (scoring a training run)")
     parser.add_argument("--checkpoint", default="", help="fer_ros checkpoint (default: the shipped model)")
@@ -147,13 +159,20 @@ def main(argv=None) -> int:
         skipped["peers"] = f"no peer models in {args.peers}"
     options = PipelineOptions(detect_async=False, detect_every=1)  # the node's defaults, one photo at a time
     results: dict = {}
-    for set_name, folder in (("publictest", args.data / "fer2013" / "val"), ("muxspace", args.data / "muxspace" / "val"),
-                             ("taiwanese", args.data / "taiwanese_dev")):
-        if not any(folder.glob("*/*.jpg")):
+    ferplus = args.data / "ferplus"
+    for set_name, folder in (("publictest", ferplus), ("publictest_ferplus", ferplus),
+                             ("muxspace", args.data / "muxspace" / "val"), ("taiwanese", args.data / "taiwanese_dev")):
+        csv_name = {"publictest": "fer2013.csv", "publictest_ferplus": "fer2013new.csv"}.get(set_name)
+        if csv_name and not (folder / csv_name).is_file():
+            skipped[set_name] = f"no {folder / csv_name} (tar -xJf ferplus.tar.xz -C <data>)"
+            continue
+        if not csv_name and not any(folder.glob("*/*.jpg")):
             skipped[set_name] = f"no {folder}/<class>/*.jpg"
             continue
         found = None
-        if set_name == "taiwanese":
+        if csv_name:
+            crops, truth = csv_set(folder, "fer2013" if set_name == "publictest" else "ferplus")
+        elif set_name == "taiwanese":
             crops, truth, found, piped, detector = photo_set(folder, engine, options)
             results.setdefault(set_name, {})["fer_ros_pipeline"] = scores(truth, piped, found)
             results[set_name]["crops"] = f"{detector}, face_crop {options.face_crop}, margin {options.face_margin:g}"

@@ -70,7 +70,9 @@ class DataConfig:
     mean: tuple[float, ...] = option(IMAGENET_MEAN, "Input normalisation mean, as the pretrained encoder expects")
     std: tuple[float, ...] = option(IMAGENET_STD, "Input normalisation standard deviation")
     target: str = option("majority", "FER+: majority (Microsoft's rule) | plurality | probability (vote "
-                         "distribution)", choices=FERPLUS_TARGETS)
+                         "distribution) | mixed (FER2013's label and the votes)", choices=FERPLUS_TARGETS)
+    vote_share: float = option(0.5, "FER+ target mixed: the votes' share of the target, the original label's "
+                               "the rest", 0.0, 1.0)
     workers: int = option(4, "DataLoader worker processes (file formats; in-memory sets need none)", 0, 256)
     in_memory: str = option("auto", "Decode image files once into memory: auto (sets up to 2 GB) | true | false",
                             choices=("auto", "true", "false"))

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 import torch
 
 from fer_ros.errors import ConfigError
 from fer_ros.training.config import Config
+from fer_ros.model.preprocess import resize_square
 from fer_ros.training.datasets import ArrayDataset, ImageFileDataset, hold_out, load_splits, pick_split
 
 
@@ -21,7 +23,8 @@ def load_data(cfg: Config) -> dict:
         return load_splits("synthetic", "", d.labels, color=d.color, size=d.input_size, n_train=d.synthetic_train,
                            n_val=d.synthetic_val, n_test=d.synthetic_test, seed=cfg.train.seed)
     # File formats resize in the workers straight to the input size; in-memory ones keep their own.
-    splits = load_splits(d.format, d.root, d.labels, color=d.color, size=d.input_size, target=d.target)
+    splits = load_splits(d.format, d.root, d.labels, color=d.color, size=d.input_size, target=d.target,
+                         vote_share=d.vote_share)
     choice = d.in_memory  # auto | true | false (data.in_memory's choices)
     for name, ds in splits.items():
         if isinstance(ds, ImageFileDataset) and (choice == "true" or (choice == "auto" and ds.nbytes() <= IN_MEMORY_LIMIT)):
@@ -41,17 +44,41 @@ def extra_training_faces(cfg: Config, classes) -> list:
 
 
 def join_training_sets(main, extras: list, extra_weight: float):
-    """One in-memory set of `main` and `extras`, and each face's set weight (main 1, extras extra_weight)."""
+    """One in-memory set of `main` and `extras`, and each face's set weight (main 1, extras extra_weight).
+
+    The extras are brought to the main set's stored size and target kind: a folder set read at the
+    input size joins FER2013's 48x48 CSV faces, and its class indices become one-hot rows beside FER+
+    vote distributions. The main set is left as it is, so adding extras changes nothing of its faces.
+    """
     if not extras:
         return main, None
-    sets = [main, *extras]
-    if not all(isinstance(s, ArrayDataset) and s.images.shape[1:] == main.images.shape[1:] for s in sets):
-        raise ConfigError("data.extra_train needs every training set in memory at the same size (data.in_memory)")
+    if not isinstance(main, ArrayDataset) or not all(isinstance(s, ArrayDataset) for s in extras):
+        raise ConfigError("data.extra_train needs every training set in memory (data.in_memory: auto or true)")
+    sets = [main, *(_like(s, main) for s in extras)]
     joined = ArrayDataset(torch.cat([s.images for s in sets]), torch.cat([s.targets for s in sets]), main.classes,
                           main.color, main.report, " + ".join(s.name or "?" for s in sets))
     weight = torch.cat([torch.ones(len(main), dtype=torch.float64)] +
                        [torch.full((len(s),), float(extra_weight), dtype=torch.float64) for s in extras])
     return joined, weight
+
+
+def _like(extra: ArrayDataset, main: ArrayDataset) -> ArrayDataset:
+    """`extra` at `main`'s image size and channels, its targets of `main`'s kind."""
+    size, channels = main.images.shape[1:3], main.images.shape[3]
+    images = extra.images
+    if images.shape[1:3] != size:
+        images = torch.from_numpy(np.stack([resize_square(img.numpy(), size[0]) for img in images])).view(
+            len(images), *size, -1)  # (N, H, W, C): OpenCV drops a single channel
+    if images.shape[3] != channels:
+        raise ConfigError(f"data.extra_train: {extra.name} has {images.shape[3]} channels, {main.name} {channels}")
+    targets = extra.targets
+    if main.targets.dim() == 2 and targets.dim() == 1:  # class indices beside vote distributions
+        valid = targets >= 0
+        targets = torch.zeros(len(targets), main.targets.shape[1]).index_put_(
+            (torch.nonzero(valid).flatten(), targets[valid]), torch.tensor(1.0))
+    elif main.targets.dim() == 1 and targets.dim() == 2:
+        targets = targets.argmax(1)
+    return ArrayDataset(images.contiguous(), targets, extra.classes, extra.color, extra.report, extra.name)
 
 
 def training_splits(cfg: Config) -> tuple[dict, dict, torch.Tensor | None]:

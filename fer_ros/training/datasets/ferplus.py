@@ -18,7 +18,7 @@ from fer_ros.training.datasets.sets import ArrayDataset
 FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 
-FERPLUS_TARGETS = ("majority", "plurality", "probability")
+FERPLUS_TARGETS = ("majority", "plurality", "probability", "mixed")
 
 
 def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
@@ -39,7 +39,8 @@ def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
     return top, ""
 
 
-def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -> dict[str, ArrayDataset]:
+def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", vote_share: float = 0.5,
+                 **_) -> dict[str, ArrayDataset]:
     """FER+ votes (fer2013new.csv) over the pixels of fer2013.csv in the same folder, row by row.
 
     Targets (`data.target`):
@@ -49,6 +50,10 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -
       plurality    the class with the most votes; rows whose top vote is tied, or is unknown / not a
                    face, are excluded.
       probability  the vote distribution over the label set's classes (for cross-entropy).
+      mixed        (1 - vote_share) x FER2013's own label (one-hot) + vote_share x the vote
+                   distribution: the original label keeps PrivateTest's labelling, the votes say
+                   what ten people saw (with vote_share <= 0.5 the original label stays the argmax,
+                   so validation accuracy is on the original labels).
     """
     path = Path(root)
     if path.is_dir():
@@ -77,9 +82,14 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", **_) -
             if not (vrow["Image name"] or "").strip():
                 report.add_excluded("not a face (FER+ gives no image name)")
                 continue
-            value = _vote_target(vrow, votes, vote_map, target, len(labels), report, where)
+            value = _vote_target(vrow, votes, vote_map, "probability" if target == "mixed" else target,
+                                 len(labels), report, where)
             if value is None:
                 continue
+            if target == "mixed":
+                value = _mix_original(value, prow.get("emotion"), labels, vote_share, report, where)
+                if value is None:
+                    continue
             targets[split].append(value)
             images[split].append(px.reshape(48, 48, 1))
         if next(pixel_rows, None) is not None or next(vote_rows, None) is not None:
@@ -116,7 +126,23 @@ def _vote_target(vrow: dict, votes: np.ndarray, vote_map: list, target: str, n_c
     return vote_map[winner]
 
 
+def _mix_original(votes: np.ndarray, emotion: str | None, labels, vote_share: float, report: Report,
+                  where: str) -> np.ndarray | None:
+    """(1 - vote_share) x the row's FER2013 label (one-hot) + vote_share x its vote distribution."""
+    try:
+        original = canonical_index(FER7[int(emotion)], labels)
+    except (TypeError, ValueError, IndexError):
+        report.add_bad("unknown label", where)
+        return None
+    if original is None:
+        report.add_excluded("original label not in the label set")
+        return None
+    mixed = votes * vote_share
+    mixed[original] += 1.0 - vote_share
+    return mixed
+
+
 def _stack_targets(targets: list, target: str, n_classes: int) -> torch.Tensor:
-    if target != "probability":
+    if target not in ("probability", "mixed"):
         return torch.tensor(targets, dtype=torch.long)
     return torch.from_numpy(np.stack(targets)) if targets else torch.zeros(0, n_classes)

@@ -129,6 +129,12 @@ def test_ferplus_majority_plurality_and_probability(tmp_path):
     assert t.shape == (4, 8) and torch.allclose(t.sum(1), torch.ones(4))
     assert t[0, AFFECTNET8.index("happy")] == pytest.approx(0.8)
     assert t[2, AFFECTNET8.index("contempt")] == pytest.approx(0.9)
+    # mixed: FER2013's own label (0, angry, for every row here) and the votes, 0.7 / 0.3.
+    mixed = load_splits("ferplus", tmp_path, "fer7", target="mixed", vote_share=0.3)
+    t = mixed["train"].targets
+    assert t.shape == (4, 7) and torch.allclose(t.sum(1), torch.ones(4))
+    assert t[0, FER7.index("angry")] == pytest.approx(0.7) and t[0, FER7.index("happy")] == pytest.approx(0.24)
+    assert mixed["train"].hard_targets().tolist() == [FER7.index("angry")] * 4  # validation: original labels
 
 
 def _affectnet_original(root, rows_per_label=2):

@@ -394,6 +394,41 @@ def test_extra_training_faces_join_the_training_set_balanced_by_class(tmp_path):
                                  "data.extra_train": str(tmp_path / "nope")}), progress=False)
 
 
+def test_a_csv_set_and_a_folder_set_train_together(tmp_path):
+    """FER2013's 48x48 CSV faces (FER+ vote targets) with 128x128 folder faces (class indices): the
+    folder faces join at 48x48 as one-hot targets, and a run trains on both."""
+    import csv
+
+    from fer_ros.labels import FER7
+
+    header = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
+              "contempt", "unknown", "NF"]
+    rows = [("Training" if i < 14 else "PublicTest", i % 7) for i in range(21)]
+    with open(tmp_path / "fer2013.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        w.writerows([e, " ".join([str(9 * i)] * 48 * 48), u] for i, (u, e) in enumerate(rows))
+    with open(tmp_path / "fer2013new.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows([u, f"fer{i}.png", 4, 6, 0, 0, 0, 0, 0, 0, 0, 0] for i, (u, _) in enumerate(rows))
+    extra = write_faces_folder(tmp_path / "extra", {"happy": 3, "sad": 2}, side=128)
+    cfg = load_config(None, {"data.format": "ferplus", "data.root": str(tmp_path), "data.target": "mixed",
+                             "data.input_size": 32, "data.extra_train": str(extra), "train.batch_size": 8,
+                             "train.epochs": 1, "train.threads": 1, "train.out_dir": str(tmp_path / "run"),
+                             "model.drop_rate": 0.0})
+    from fer_ros.training.splits import training_splits
+
+    _, used, weight = training_splits(cfg)
+    joined = used["train"][1]
+    assert joined.images.shape == (14 + 5, 48, 48, 1) and joined.targets.shape == (19, 7)
+    assert joined.targets[14:].tolist() == [[float(c == FER7.index("happy")) for c in range(7)]] * 3 + \
+        [[float(c == FER7.index("sad")) for c in range(7)]] * 2
+    assert weight.tolist() == [1.0] * 14 + [cfg.data.extra_weight] * 5
+    summary = train(cfg, progress=False)
+    assert summary["epochs_run"] == 1
+
+
 def test_fine_tuning_starts_from_a_checkpoints_weights(tmp_path, small_checkpoint):
     from fer_ros.training.build import build
 

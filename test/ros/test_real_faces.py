@@ -1,9 +1,11 @@
-"""The shipped model on real people: FER2013 PublicTest faces through the node's engine, the same
-faces as a camera bag through bag-eval, and a real photo through the node over DDS.
+"""The shipped model on real people: FER2013 PublicTest faces (raw pixels) through the node's engine,
+the same faces as a camera bag through bag-eval, and a real photo through the node over DDS.
 
-FER2013 is read from ../shared/data/fer2013.tar (or $FER2013_TAR); without it those tests skip.
+FER2013 is read from ../shared/data/ferplus.tar.xz (or $FERPLUS_TAR); without it those tests skip.
 """
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -16,27 +18,27 @@ import numpy as np
 import pytest
 
 from fer_ros.inference.engine import Engine
+from fer_ros.labels import FER7
 from fer_ros.paths import DEFAULT_MODEL, default_checkpoint
 from live import publish_until_answered
 
 REPO = Path(__file__).resolve().parents[2]
-FER_TAR = Path(os.environ.get("FER2013_TAR") or REPO.parent / "shared" / "data" / "fer2013.tar")
+FER_TAR = Path(os.environ.get("FERPLUS_TAR") or REPO.parent / "shared" / "data" / "ferplus.tar.xz")
 needs_fer2013 = pytest.mark.skipif(not FER_TAR.is_file(), reason=f"real FER2013 faces not found at {FER_TAR} "
-                                   "(set FER2013_TAR to a fer2013.tar with train/ and val/ image folders)")
-# What the README and the model card state: the shipped model's PublicTest accuracy.
+                                   "(set FERPLUS_TAR to ferplus.tar.xz, which holds ferplus/fer2013.csv)")
+# What the README and the model card state: the shipped model's PublicTest accuracy (raw pixels).
 CARD = json.loads((REPO / DEFAULT_MODEL).with_suffix(".metrics.json").read_text())
 PUBLIC_TEST_ACCURACY = CARD["publictest"]["accuracy"]
 
 
-def public_test(per_class: int | None = None) -> list[tuple[str, str, bytes]]:
-    """(file name, class, JPEG bytes) of the PublicTest faces (the tar's val/), by class and name."""
-    faces = []
-    with tarfile.open(FER_TAR) as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if member.isfile() and len(parts) >= 3 and parts[-3] == "val":
-                faces.append((parts[-1], parts[-2], tar.extractfile(member).read()))
-    faces.sort(key=lambda f: (f[1], f[0]))
+def public_test(per_class: int | None = None) -> list[tuple[str, str, np.ndarray]]:
+    """(name, class, 48x48 grey face) of the PublicTest rows of fer2013.csv, in file order."""
+    with tarfile.open(FER_TAR, "r:xz") as tar:
+        member = next(m for m in tar if m.isfile() and m.name.endswith("fer2013.csv"))
+        text = io.TextIOWrapper(tar.extractfile(member), encoding="utf-8")
+        faces = [(f"{i:05d}.png", FER7[int(row["emotion"])],
+                  np.array(row["pixels"].split(), np.uint8).reshape(48, 48))
+                 for i, row in enumerate(csv.DictReader(text)) if row["Usage"] == "PublicTest"]
     if per_class is None:
         return faces
     kept, seen = [], {}
@@ -50,10 +52,10 @@ def public_test(per_class: int | None = None) -> list[tuple[str, str, bytes]]:
 @needs_fer2013
 def test_shipped_model_on_publictest_through_the_nodes_engine():
     faces = public_test()
-    assert len(faces) == 3589
+    assert len(faces) == 3556
     with Engine.from_checkpoint(default_checkpoint(), device="cpu") as engine:
         assert engine.backend == "onnxruntime"  # what fer_node runs on a CPU
-        crops = [cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE) for _, _, data in faces]
+        crops = [face for _, _, face in faces]
         probs = np.concatenate([engine.predict(crops[i:i + 256]) for i in range(0, len(crops), 256)])
         predicted = [engine.labels[i] for i in probs.argmax(1)]
     accuracy = float(np.mean([p == label for p, (_, label, _) in zip(predicted, faces)]))
@@ -66,9 +68,9 @@ def test_images_bag_through_bag_eval_scores_what_evaluate_scores(tmp_path):
     """A folder of labelled faces as a camera bag: the node's pipeline (detector none) over it gives
     exactly the accuracy `fer-ros evaluate` gives on the same images with the same back-end."""
     faces = public_test(per_class=60)
-    for name, label, data in faces:
+    for name, label, face in faces:  # PNG: the raw pixels, losslessly
         (tmp_path / "fer" / "val" / label).mkdir(parents=True, exist_ok=True)
-        (tmp_path / "fer" / "val" / label / name).write_bytes(data)
+        assert cv2.imwrite(str(tmp_path / "fer" / "val" / label / name), face)
     fer_ros = [sys.executable, "-m", "fer_ros.cli"]
 
     def run(*args):

@@ -8,7 +8,10 @@ file, same -p overrides, same detector, engine and smoothing), and writes to --o
                    message at its source frame's bag time, headers copied from the frames
     frames.csv     one row per frame: stamps, largest face's label and probabilities, timings
     report.json    counts, skipped frames by reason, latency percentiles, accuracy when there
-                   is ground truth
+                   is ground truth, and `notes` on what was wrong with the bag but did not stop
+                   the run (also printed): a metadata.yaml whose message count disagrees with the
+                   frames read (frames are counted, never taken from it), label records that
+                   could not be decoded (skipped and counted: their frames are not scored)
     timeline.png   predicted (and true) expression over time
     confusion.png / confusion.json   with ground truth
 
@@ -171,7 +174,8 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
     classes = rosbags_classes(store)
     labels = pipeline.labels
     stream = FrameStream(pipeline)
-    total = min(message_count(reader, topic), limit or sys.maxsize)
+    # metadata.yaml's count only sizes the progress bar: the frames are counted as they are read.
+    hint = min(message_count(reader, topic), limit or sys.maxsize)
     rows, skipped = [], Counter()
     writer = open_writer(bag_out, storage)
 
@@ -187,8 +191,9 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
         emotions_conn = add_topic(writer, "/emotions", "fer_ros/msg/EmotionArray")
         messages = reader.messages(connections=connections_for(reader, topic))
         for index, (connection, bag_ns, raw) in enumerate(tqdm(
-                messages, total=total, desc=f"bag-eval {topic}", unit="frame", disable=None, file=sys.stderr)):
-            if index >= total:
+                messages, total=hint or None, desc=f"bag-eval {topic}", unit="frame", disable=None,
+                file=sys.stderr)):
+            if limit and index >= limit:
                 break
             frame = offline_frame(None, bag_ns)  # timed from before deserialising
             msg, reason = deserialize(store, connection, raw)
@@ -246,6 +251,25 @@ def build_report(rows, skipped, truth, labels, engine, pipeline, params, out: Pa
     }
 
 
+def count_note(topic: str, listed: int, read: int, limit: int) -> str | None:
+    """A line when metadata.yaml's count for `topic` disagrees with the frames read (None if it
+    agrees): with --limit reached the bag may hold more, so only a count below what was read is
+    wrong."""
+    stopped = bool(limit) and read >= limit
+    if listed == read or (stopped and listed >= read):
+        return None
+    held = f"holds at least {read}" if stopped else f"holds {read}"
+    return (f"metadata.yaml lists {listed} messages on {topic} but the bag {held}: the frames "
+            "were counted as read (the metadata is stale or was edited)")
+
+
+def truth_note(truth) -> str | None:
+    if truth is None or not truth.undecodable:
+        return None
+    return (f"{truth.undecodable} label records of {truth.source} could not be decoded: the "
+            "frames they would label are not scored")
+
+
 def ground_truth(reader, args):
     if args.labels_csv:
         return labels_from_csv(args.labels_csv)
@@ -272,12 +296,17 @@ def bag_report(args) -> tuple[dict, Path]:
             with staged_output(out, args.force, made_by=IS_REPORT, inputs=inputs) as tmp:
                 rows, skipped = run_pipeline(reader, topic, truth, engine, pipeline, tmp / "emotions", storage,
                                              args.limit, params["max_pixels"])
+                listed = message_count(reader, topic)
                 if not any(r.get("status") == "ok" for r in rows):
-                    reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or "the topic is empty"
+                    empty = "the topic holds no message" + (
+                        f" (metadata.yaml lists {listed})" if listed else "")
+                    reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or empty
                     raise BagError(f"no frame of {topic} could be processed, nothing written: {reasons}")
+                notes = [note for note in (count_note(topic, listed, len(rows), args.limit),
+                                           truth_note(truth)) if note]
                 report = build_report(rows, skipped, truth, pipeline.labels, engine, pipeline, params, tmp,
                                       f"{bag.name} {topic} - {engine.model_id}", time.perf_counter() - started)
-                report.update(bag=str(args.bag), topic=topic)
+                report.update(bag=str(args.bag), topic=topic, notes=notes)
                 write_report(report, tmp)
         finally:
             engine.close()
@@ -289,6 +318,8 @@ def run(args) -> int:
     print(f"fer-ros bag-eval: {args.bag} {report['topic']} -> {out}")
     for line in summary_lines(report):
         print("  " + line)
+    for note in report["notes"]:
+        print(f"  note: {note}")
     print(f"  wrote {out}/: emotions/ (rosbag2), frames.csv, report.json, timeline.png"
           + (", confusion.png, confusion.json" if report["accuracy"] else ""))
     return 0

@@ -94,6 +94,8 @@ def connections_for(reader: Reader, topic: str) -> list:
 
 
 def message_count(reader: Reader, topic: str) -> int:
+    """The messages metadata.yaml lists for `topic`: a hint for a progress bar, never a bound (a
+    hand-edited or stale metadata.yaml may list fewer or more than the storage holds)."""
     return sum(c.msgcount for c in connections_for(reader, topic))
 
 
@@ -119,6 +121,7 @@ class GroundTruth:
     source: str = ""
     clock: str = "bag"  # frames are matched on their bag time ("bag") or header stamp ("stamp")
     tolerance_ns: int = 1_000_000
+    undecodable: int = 0  # label records that could not be read (their frames are unlabelled)
 
     def add(self, t_ns: int, label: str) -> None:
         i = bisect.bisect_right(self.times_ns, t_ns)
@@ -141,11 +144,22 @@ class GroundTruth:
 
 
 def labels_from_bag(reader: Reader, topic: str) -> GroundTruth:
-    """std_msgs/String labels keyed by their bag (receive) time, which the frames are matched on."""
+    """std_msgs/String labels keyed by their bag (receive) time, which the frames are matched on.
+
+    A record that cannot be decoded (truncated, foreign) is counted in `undecodable` and stands as
+    an empty label: its true label is unknown, so the frames it would cover are not scored, rather
+    than scored against the label before it."""
     store = typestore()
     truth = GroundTruth(source=f"topic {topic}")
-    for connection, t_ns, raw in reader.messages(connections=connections_for(reader, topic)):
-        truth.add(t_ns, store.deserialize_cdr(raw, connection.msgtype).data)
+    try:
+        for connection, t_ns, raw in reader.messages(connections=connections_for(reader, topic)):
+            try:
+                label = store.deserialize_cdr(raw, connection.msgtype).data
+            except Exception:  # noqa: BLE001 - rosbags raises SerdeError, struct and Unicode errors alike
+                label, truth.undecodable = "", truth.undecodable + 1
+            truth.add(t_ns, label)
+    except Exception as err:  # the storage itself failed part-way
+        raise BagError(f"cannot read the labels of {topic}: {one_line(err)}") from None
     return truth
 
 

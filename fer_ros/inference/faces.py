@@ -76,7 +76,12 @@ def shrink(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
     """A copy shrunk by `scale` (clamped to 0.05-1) to search in, and the scale used."""
     scale = min(1.0, max(scale, 0.05))
     if scale < 1.0:
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        height, width = image.shape[:2]
+        if round(width * scale) and round(height * scale):  # the size OpenCV derives from fx, fy
+            image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        else:  # a 16384x1 frame is legal, but OpenCV refuses to make a side 0 pixels
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
     return image, scale
 
 

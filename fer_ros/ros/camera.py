@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import threading
 import time
 
-from fer_ros.errors import ConfigError
+from fer_ros.errors import ConfigError, one_line
+
+NODE_NAME = "fer_camera"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +53,28 @@ def open_source(args):
     if args.device is not None:
         return open_camera(args.device, args.width, args.height, args.rate)
     return open_video(args.video)
+
+
+# rcl's message on a bad name: the rule, then the name with a caret or a C source location.
+TOPIC_RULE = re.compile(r"topic (?:name (?:token )?must|length should).*?(?=, at /|: '|$)")
+
+
+def check_topic(topic: str) -> str:
+    """The full name --topic stands for (relative to /, ~ to this node); one line naming it where
+    rcl would refuse it, before a camera opens or DDS starts (it was a traceback from rclpy)."""
+    from rclpy.exceptions import InvalidTopicNameException
+    from rclpy.expand_topic_name import expand_topic_name
+    from rclpy.validate_full_topic_name import validate_full_topic_name
+
+    try:
+        full = expand_topic_name(topic, NODE_NAME, "/")
+        validate_full_topic_name(full)
+    except (InvalidTopicNameException, ValueError) as err:
+        rule = TOPIC_RULE.search(" ".join(str(err).split()))
+        shown_topic = topic if len(topic) <= 80 else topic[:77] + "..."
+        raise ConfigError(f"--topic {shown_topic!r} is not a valid ROS topic name: "
+                          f"{rule.group(0) if rule else one_line(err)}") from None
+    return full
 
 
 class Pacer:
@@ -84,6 +109,7 @@ def shown(path: str) -> str:
 def run(args) -> int:
     from fer_ros.ros.dds import prepare_publisher
 
+    check_topic(args.topic)
     source = open_source(args)  # a missing file or camera: one line, before any DDS
     profile = prepare_publisher()  # before rclpy.init: the publisher's own segment must be large
     import rclpy
@@ -96,7 +122,7 @@ def run(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     rate = args.rate or (0.0 if source.live else source.fps)
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    node = rclpy.create_node("fer_camera")  # publishes only: nothing to spin
+    node = rclpy.create_node(NODE_NAME)  # publishes only: nothing to spin
     sent = 0
     try:
         qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data

@@ -22,7 +22,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -180,8 +180,11 @@ class FerNode(LifecycleNode):
                          reliability=ReliabilityPolicy.BEST_EFFORT if node.qos_reliability == "best_effort"
                          else ReliabilityPolicy.RELIABLE)
         if self.hri_mode:
+            def arrived(replaced: bool) -> None:
+                self.stream.put(HRI_BATCH, self.now_ns(), int(replaced))
+
             self.hri_faces = HriFaces(self, optional_msgs("hri_msgs"), node.hri_face_image, qos,
-                                      lambda replaced: self.stream.put(HRI_BATCH, self.now_ns(), int(replaced)))
+                                      arrived, node.hri_max_faces)
             self.subscriptions_ = [self.hri_faces.tracked]
         elif node.image_transport == "compressed":
             self.subscriptions_ = [self.create_subscription(CompressedImage, "image/compressed", self.on_frame, qos)]
@@ -332,6 +335,18 @@ class FerNode(LifecycleNode):
         self.diag_pub.publish(msg)
 
 
+def spin_once(executor, node) -> None:
+    """One turn of the executor. A callback that raises (a peer's message that no check foresaw) is
+    logged, throttled, and the node runs on: nothing from the network ends the process."""
+    try:
+        executor.spin_once(timeout_sec=0.1)
+    except ExternalShutdownException:
+        raise
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        node.get_logger().error(f"a callback failed, the node runs on: {type(err).__name__}: "
+                                f"{one_line(err)}", throttle_duration_sec=5.0)
+
+
 def main(args=None) -> int:
     tune_allocator()
     # Signals only set a flag: the loop below then cleans up, and a second signal cannot cut it short.
@@ -356,7 +371,7 @@ def main(args=None) -> int:
             elif node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
                 code = 1
         while code == 0 and not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+            spin_once(executor, node)
     finally:
         node.stop_worker()
         node.release_engine()

@@ -50,6 +50,11 @@ class NodeOptions(Checked):
                        "/expression (when hri_msgs is installed)", live=False)
     hri_face_image: str = option("cropped", "detector hri: classify each ROS4HRI face's /humans/faces/<id>/cropped "
                                  "or /aligned image", choices=FACE_IMAGES, live=False)
+    # Each followed face costs a subscription and a publisher (DDS entities, discovery traffic):
+    # a peer's IdsList of 10,000 ids made the node deaf for minutes before this bound.
+    hri_max_faces: int = option(32, "detector hri: follow at most this many tracked faces "
+                                "(those followed first, then in the list's order); further ids "
+                                "are ignored with a warning", 1, 1024, live=False)
     diagnostics_period: float = option(1.0, "Seconds between /diagnostics messages", 0.1, 60.0)
     stale_after: float = option(5.0, "Diagnostics ERROR when active and no frame arrived for this many seconds; "
                                 "0 = off", 0.0, 3600.0)

@@ -254,3 +254,86 @@ def test_bag_eval_matches_params_files_as_the_node_does(tmp_path):
     robot = node_params(params, ["max_faces:=2"], "model.safetensors", "robot1")
     assert (robot["detect_every"], robot["detector"], robot["max_faces"]) == (4, "none", 2)
     assert robot["checkpoint"] == "model.safetensors" and robot["smoothing"] == "none"  # shipped defaults
+
+
+def listing(bag, topic: str, count: int) -> None:
+    """Edit metadata.yaml to list `count` messages on `topic` (the storage is untouched)."""
+    import yaml
+
+    path = bag / "metadata.yaml"
+    meta = yaml.safe_load(path.read_text())
+    for entry in meta["rosbag2_bagfile_information"]["topics_with_message_count"]:
+        if entry["topic_metadata"]["name"] == topic:
+            entry["message_count"] = count
+    path.write_text(yaml.safe_dump(meta))
+
+
+def count_note(listed: int, held: str) -> str:
+    return (f"metadata.yaml lists {listed} messages on /camera/image_raw but the bag {held}: the "
+            "frames were counted as read (the metadata is stale or was edited)")
+
+
+@pytest.mark.parametrize("listed", [5, 0, 90])
+def test_bag_eval_counts_the_frames_it_reads_not_the_metadata(tmp_path, small_checkpoint, capsys,
+                                                               listed):
+    """30 frames listed as 5 were "5 processed of 5"; listed as 0, "the topic is empty"."""
+    bag = tmp_path / "faces"
+    assert fer_ros(["synth-bag", str(bag), "--frames", "30", "--seed", "5"]) == 0
+    listing(bag, "/camera/image_raw", listed)
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    base = ["--checkpoint", str(small_checkpoint), "-p", "detector:=none"]
+    assert fer_ros(["bag-eval", str(bag), "--out", str(out), *base]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"]["total"] == report["frames"]["processed"] == 30
+    assert report["notes"] == [count_note(listed, "holds 30")]
+    printed = capsys.readouterr().out
+    assert "30 processed of 30" in printed and f"note: {count_note(listed, 'holds 30')}" in printed
+
+    # --limit: a count at or above the limit may be right, one below what was read is not.
+    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--force", "--limit", "10",
+                    *base]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"]["processed"] == 10
+    assert report["notes"] == ([count_note(listed, "holds at least 10")] if listed < 10 else [])
+
+
+def test_bag_eval_of_a_bag_whose_metadata_agrees_has_no_notes(tmp_path, small_checkpoint, frames):
+    bag = tmp_path / "good"
+    write_bag(bag, frames, ["rgb8"] * 3)
+    out = tmp_path / "eval"
+    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint),
+                    "-p", "detector:=none"]) == 0
+    assert json.loads((out / "report.json").read_text())["notes"] == []
+
+
+def test_garbage_label_records_are_skipped_counted_and_their_frames_unscored(tmp_path, capsys,
+                                                                             small_checkpoint):
+    """A String record whose length field says 2 GB (rosbags: SerdeError) was exit 1 with a raw
+    exception; the run now goes on without those labels, and says so."""
+    source = tmp_path / "faces"
+    assert fer_ros(["synth-bag", str(source), "--frames", "30", "--seed", "5"]) == 0
+    store, bag = typestore(), tmp_path / "garbled"
+    with closing(open_bag(source)) as reader, Writer(bag, version=9) as w:
+        conns = {c.topic: w.add_connection(c.topic, c.msgtype, typestore=store)
+                 for c in reader.connections}
+        labels = 0
+        for c, t, raw in reader.messages():
+            if c.topic == "/expression":
+                labels += 1
+                if labels in (4, 11, 12):  # a CDR header, then a string length of 2**31 - 1
+                    raw = b"\x00\x01\x00\x00\xff\xff\xff\x7fjunk"
+            w.write(conns[c.topic], t, raw)
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint),
+                    "-p", "detector:=none"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"]["processed"] == 30
+    assert report["accuracy"]["samples"] == 27  # the frames of the 3 unreadable labels
+    note = ("3 label records of topic /expression could not be decoded: the frames they would "
+            "label are not scored")
+    assert report["notes"] == [note] and f"note: {note}" in capsys.readouterr().out
+    with open(out / "frames.csv") as f:
+        truth = [r["truth"] for r in csv.DictReader(f)]
+    assert [i for i, label in enumerate(truth) if not label] == [3, 10, 11]

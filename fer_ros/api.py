@@ -11,19 +11,24 @@ smoothing="ema")`), checked by the same specs; a name the node does not know is 
 call treats its image as a photo of its own: every face is searched for, ids start from 1.
 `recognizer.stream(frames, fps=30)` (or calls with `time=` in seconds) runs a sequence with the
 node's tracking kept: faces followed between full searches, stable ids, per-face smoothing.
-Nothing here imports rclpy.
+A Recognizer may be shared by threads: one call runs at a time (the others wait), so a photo
+never meets another thread's tracking state. Nothing here imports rclpy.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 
 from fer_ros.errors import ConfigError
 from fer_ros.inference.frames import read_image, to_rgb
+from fer_ros.options import short_repr
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,17 @@ def option_names() -> list[str]:
     return [s.name for s in specs(EngineOptions) + specs(PipelineOptions)]
 
 
+def check_time(time) -> None:
+    """`time=` is None or a finite number of seconds: NaN would compare false with every earlier
+    frame's time and keep one stream going through every later call."""
+    if time is not None and not _finite(time):
+        raise ConfigError(f"time must be a finite number of seconds, not {short_repr(time)}")
+
+
+def _finite(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class Recognizer:
     """Faces and their expressions in images, by fer_node's pipeline (detector, crop, engine,
     tracking, smoothing). `checkpoint`: a fer_ros .safetensors file (None: the shipped model)."""
@@ -74,30 +90,36 @@ class Recognizer:
         self.labels: list[str] = self.pipeline.labels
         self.detector: str = self.pipeline.detector_name  # what `auto` chose
         self.model_id: str = self.engine.model_id  # <checkpoint name>@<sha256 prefix>, as the node reports
-        self.last = None  # the pipeline's FrameResult of the latest frame (timings: detect_ms, classify_ms)
+        self.last = None  # the pipeline's FrameResult of the latest call (of any thread)
         self._time = None
+        # The pipeline holds per-stream state (tracks, smoothing, the clock): one call at a time.
+        self._lock = threading.Lock()
 
     def __call__(self, image, *, bgr: bool = False, time: float | None = None) -> list[DetectedFace]:
         """The faces of one image, largest first. `image`: a path, or an (H, W[, 3|4]) uint8 array,
         RGB unless `bgr` (OpenCV's order). Without `time` the image stands alone; with `time`
         (seconds, increasing) it is the next frame of a stream and faces keep their ids."""
+        check_time(time)
         if isinstance(image, (str, Path)):
             rgb = read_image(image)
         else:
             rgb = to_rgb(image, "bgr" if bgr else "rgb")
-        if time is None or self._time is None or time < self._time:
-            self.pipeline.reset()  # a photo of its own, or a new stream (after a photo, or time went back)
-        self._time = time
-        self.last = self.pipeline.process(rgb, now=0.0 if time is None else float(time))
-        return [self._face(f) for f in self.last.faces]
+        with self._lock:
+            if time is None or self._time is None or time < self._time:
+                self.pipeline.reset()  # a photo of its own, or a new stream (time went back)
+            self._time = time
+            now = 0.0 if time is None else float(time)
+            self.last = result = self.pipeline.process(rgb, now=now)
+        return [self._face(f) for f in result.faces]
 
     def stream(self, frames: Iterable, fps: float = 30.0, *, bgr: bool = False) -> Iterator[list[DetectedFace]]:
         """The faces of each frame of a sequence (arrays or paths) taken `fps` frames per second apart,
         tracked from frame to frame; a new stream starts from scratch."""
-        if not fps > 0:
-            raise ConfigError(f"fps must be positive, not {fps!r}")
-        self.pipeline.reset()
-        self._time = None
+        if not (_finite(fps) and fps > 0):
+            raise ConfigError(f"fps must be a positive number, not {short_repr(fps)}")
+        with self._lock:
+            self.pipeline.reset()
+            self._time = None
         for index, frame in enumerate(frames):
             yield self(frame, bgr=bgr, time=index / fps)
 
@@ -111,9 +133,10 @@ class Recognizer:
                             landmarks=landmarks)
 
     def close(self) -> None:
-        """Free the model (and GPU memory)."""
-        self.pipeline.close()
-        self.engine.close()
+        """Free the model (and GPU memory), once no other thread's call is running."""
+        with self._lock:
+            self.pipeline.close()
+            self.engine.close()
 
     def __enter__(self) -> Recognizer:
         return self

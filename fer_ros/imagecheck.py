@@ -12,6 +12,8 @@ come through `decode`, so every decoding path refuses the same images for the sa
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ from fer_ros.options import Checked, option
 # 48 MB, a few copies of which (RGB, detector input) stay within a few hundred MB.
 DEFAULT_MAX_PIXELS = 16_777_216
 MAX_SIDE = 16384  # beyond this a side is treated as corrupt rather than allocated (no camera is that wide)
+# The largest image file read: a 16 MP 16-bit RGBA PNG stored without compression is 134 MB.
+MAX_FILE_BYTES = 256 << 20
 OPENCV_MAX_PIXELS = 1_000_000_000  # below OpenCV's own ceiling (2**30): a budget above it would mean nothing
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -134,11 +138,43 @@ def decode(data, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PI
 
 def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file through the same checks as a frame (instead of cv2.imread, which has none)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise FrameError(f"cannot read {path}: {err.strerror or err}") from None
+    data = read_file(path)
     try:
         return decode(data, flags, max_pixels)
     except FrameError as err:
         raise FrameError(f"{path}: {err}") from None
+
+
+def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file (a symlink to one counts) of at most `max_bytes`. A FIFO named
+    x.jpg would block the reader forever and /dev/zero would fill memory: anything but a regular
+    file is refused before a byte is read."""
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer returns at once instead of waiting for one.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise FrameError(f"no image file {path}") from None
+    except OSError as err:
+        raise FrameError(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        info = os.fstat(fd)  # of what was opened, so nothing can be swapped in after the check
+        if not stat.S_ISREG(info.st_mode):
+            raise FrameError(f"{path} is {_file_kind(info.st_mode)}, not an image file: refused")
+        if info.st_size > max_bytes:
+            raise FrameError(f"{path} is {info.st_size} bytes, more than an image file may be "
+                             f"({max_bytes})")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)  # a file that grows while read is cut off, not followed
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise FrameError(f"{path} grew beyond {max_bytes} bytes while read: refused")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    for test, kind in kinds:
+        if test(mode):
+            return kind
+    return "a device"  # character or block: /dev/zero, /dev/urandom, a disk

@@ -1,4 +1,4 @@
-"""Hostile inputs the tests craft: a decompression bomb."""
+"""Hostile inputs the tests craft: a decompression bomb, a YAML alias bomb."""
 
 import zlib
 
@@ -15,3 +15,8 @@ def png_bomb(width: int, height: int) -> bytes:
         idat.append(packer.compress(rows))
     idat.append(packer.compress(b"\x00" * ((width + 1) * (height % 100))) + packer.flush())
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(idat)) + chunk(b"IEND", b"")
+
+
+# A billion laughs in 280 characters: nine levels of nine references, 9**9 strings when walked.
+YAML_ALIAS_BOMB = "[&a [x,x,x,x,x,x,x,x,x]," + ",".join(
+    f"&{b} [{','.join([f'*{a}'] * 9)}]" for a, b in zip("abcdefgh", "bcdefghi")) + "]"

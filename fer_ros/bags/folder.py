@@ -26,7 +26,7 @@ import numpy as np
 
 from fer_ros.bags.io import IMAGE, LABEL_TYPE, add_topic, make_header, staged_bag, typestore
 from fer_ros.errors import BagError, FrameError
-from fer_ros.imagecheck import format_name, read_image
+from fer_ros.imagecheck import decode, format_name, read_file
 from fer_ros.labels import canonical
 from fer_ros.paths import IMAGE_SUFFIXES
 from fer_ros.ros.images import fill_image
@@ -69,14 +69,15 @@ def frame_message(store, path: Path, header, encoding: str):
     """The frame of one image file, or None when the file cannot be read (or is refused: only JPEG
     and PNG within the pixel budget, as the node takes them)."""
     try:
-        image = read_image(path, cv2.IMREAD_UNCHANGED)
+        data = read_file(path)  # once: a file swapped for a FIFO after its check cannot hang us
+        image = decode(data, cv2.IMREAD_UNCHANGED)
     except FrameError:
         return None
     if image.dtype != np.uint8:
         return None
     if encoding in ("jpeg", "png"):
-        if format_name(path.read_bytes()[:16]) == encoding:
-            data = np.frombuffer(path.read_bytes(), np.uint8)  # the file's own bytes, not re-encoded
+        if format_name(data) == encoding:
+            data = np.frombuffer(data, np.uint8)  # the file's own bytes, not re-encoded
         else:
             data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", to_bgr(image))[1].reshape(-1)
         return store.types["sensor_msgs/msg/CompressedImage"](header=header, format=encoding, data=data)

@@ -1,18 +1,17 @@
 """Frames handed in by a person (an array, an image file) as the RGB arrays the pipeline takes.
 
 The same limits as the node's message decoders (fer_ros.ros.images): a frame of zero or absurd size
-is refused, not allocated. Problems raise FrameError (a FerRosError): one line, exit 2 in the CLI.
+is refused, not allocated; a file goes through fer_ros.imagecheck, as every image file does.
+Problems raise FrameError (a FerRosError): one line, exit 2 in the CLI.
 """
-
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_ros import imagecheck
 from fer_ros.errors import FrameError
+from fer_ros.imagecheck import MAX_SIDE  # the one side limit, for arrays as for encoded images
 
-# Beyond this a frame is treated as corrupt rather than allocated (a 16k x 16k camera is not real).
-MAX_SIDE = 16384
 COLORS = ("rgb", "bgr")
 
 
@@ -45,15 +44,7 @@ def to_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
 
 
 def read_image(path) -> np.ndarray:
-    """An image file (anything OpenCV decodes) as RGB."""
-    path = Path(path)
-    if not path.is_file():
-        raise FrameError(f"no image file {path}")
-    data = np.fromfile(path, np.uint8)  # imread cannot tell a missing file from a corrupt one
-    if data.size == 0:
-        raise FrameError(f"{path} is empty")
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FrameError(f"{path} is not an image OpenCV can decode")
-    check_size(bgr.shape[1], bgr.shape[0], str(path))
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """An image file as RGB, through the checks every decoder of fer_ros applies
+    (fer_ros.imagecheck): a regular JPEG or PNG file whose header's size is within the pixel
+    budget, checked before a pixel is decoded."""
+    return cv2.cvtColor(imagecheck.read_image(path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

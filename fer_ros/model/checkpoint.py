@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +22,24 @@ import torch
 from fer_ros.atomic import atomic_file
 from fer_ros.errors import CheckpointError
 from fer_ros.paths import existing_file
-from fer_ros.model.mit import MiTFusion, build_model
+from fer_ros.model.mit import VARIANTS, MiTFusion, build_model, variant_kwargs
 from fer_ros.model.preprocess import Preprocess
+from fer_ros.options import short_repr
 
 FORMAT = "fer_ros.checkpoint"  # the file format's name, not a module path: never change it
 FORMAT_VERSION = 1
 _META_KEY = "fer_ros"
+
+# What a real checkpoint can be. The metadata is read before the weights, so its claims are bounded
+# before anything is built: a 3 KB file saying "3000 blocks" or "4096x4096 input" would otherwise
+# cost gigabytes and minutes before the weights are found wanting. The bounds are about twice
+# MiT-b5's (widths 512, 40 blocks in a stage, 8 heads, sr ratio 8, 82 M parameters with the head).
+MAX_INPUT_SIZE = 512  # the paper uses 224; 512 is 5x its pixels
+MAX_PARAMETERS = 200_000_000
+_STAGE_BOUNDS = {"embed_dims": 1024, "depths": 64, "num_heads": 16, "sr_ratios": 16}
+_ARCH_RANGES = {"mlp_ratio": (0.25, 8), "num_classes": (1, 1000), "in_chans": (3, 3),  # RGB in
+                "drop_rate": (0, 0.99), "drop_path_rate": (0, 0.99), "norm_eps": (1e-12, 0.1)}
+_ARCH_DEFAULTS = {name: p.default for name, p in inspect.signature(MiTFusion).parameters.items()}
 
 
 def _now() -> str:
@@ -61,7 +75,12 @@ class ModelMeta:
             raise CheckpointError(f"temperature {self.temperature} is outside 0.05..20")
         n = self.arch.setdefault("num_classes", len(self.labels))
         if n != len(self.labels):
-            raise CheckpointError(f"wrong class count: arch says {n} classes but there are {len(self.labels)} labels")
+            raise CheckpointError(f"wrong class count: arch says {short_repr(n)} classes but "
+                                  f"there are {len(self.labels)} labels")
+        check_arch(self.arch)
+        if not self.preprocess.input_size <= MAX_INPUT_SIZE:
+            raise CheckpointError(f"input_size {self.preprocess.input_size} is above "
+                                  f"{MAX_INPUT_SIZE}: not a model fer_ros trains or runs")
 
     @property
     def num_classes(self) -> int:
@@ -89,6 +108,39 @@ class ModelMeta:
         return cls(preprocess=pre, **{k: v for k, v in d.items() if k in names})
 
 
+def check_arch(arch: dict) -> None:
+    """CheckpointError unless `arch` (a variant and MiTFusion keyword arguments) describes a MiT a
+    checkpoint can hold: a known variant, known arguments, four stages of sane widths and
+    depths."""
+    if unknown := sorted(set(arch) - set(_ARCH_DEFAULTS) - {"variant"}):
+        raise CheckpointError(f"arch has unknown entries {short_repr(unknown)}; known: "
+                              f"variant, {', '.join(_ARCH_DEFAULTS)}")
+    if arch["variant"] not in VARIANTS:
+        raise CheckpointError(f"unknown model variant {short_repr(arch['variant'])}; fer_ros "
+                              f"builds {', '.join(VARIANTS)}")
+    full = _ARCH_DEFAULTS | variant_kwargs(arch["variant"]) | arch
+    for name, high in _STAGE_BOUNDS.items():
+        values = full[name]
+        stages = isinstance(values, (list, tuple)) and len(values) == 4
+        if not stages or not all(_within(v, 1, high, int) for v in values):
+            raise CheckpointError(f"arch {name} must be 4 whole numbers within 1..{high}, "
+                                  f"not {short_repr(values)}")
+    dims, heads = full["embed_dims"], full["num_heads"]
+    if any(dim % n for dim, n in zip(dims, heads)):
+        raise CheckpointError(f"arch embed_dims {dims} are not divisible by num_heads {heads}")
+    for name, (low, high) in _ARCH_RANGES.items():
+        if not _within(full[name], low, high, type(_ARCH_DEFAULTS[name])):
+            raise CheckpointError(f"arch {name} must be within {low:g}..{high:g}, "
+                                  f"not {short_repr(full[name])}")
+
+
+def _within(value, low: float, high: float, kind: type) -> bool:
+    """`value` a finite number (a whole one when `kind` is int; never a bool) within low..high."""
+    if isinstance(value, bool) or not isinstance(value, int if kind is int else (int, float)):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
 def save_checkpoint(path: str | Path, model: MiTFusion, meta: ModelMeta, dtype: torch.dtype | None = None) -> Path:
     """Write `model`'s weights and `meta` to one .safetensors file, atomically (a reader never sees a
     half-written file). `dtype=torch.float16` halves the size; loading casts back to float32."""
@@ -114,9 +166,20 @@ def _check_matches(model: MiTFusion, meta: ModelMeta, where: str) -> None:
             f"{where}: wrong class count: the model has {getattr(model, 'num_classes', '?')} outputs but "
             f"meta has {meta.num_classes} labels"
         )
+    found = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_state(expected_shapes(meta, where), found, meta, where)
+
+
+def expected_shapes(meta: ModelMeta, where: str) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of the model `meta.arch` describes, from a model without storage (the meta
+    device: no memory, no initialisation); CheckpointError when it is above MAX_PARAMETERS."""
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in meta.build_model().state_dict().items()}
-    _check_state(expected, {k: tuple(v.shape) for k, v in model.state_dict().items()}, meta, where)
+        shapes = {k: tuple(v.shape) for k, v in meta.build_model().state_dict().items()}
+    count = sum(math.prod(shape) for shape in shapes.values())
+    if count > MAX_PARAMETERS:
+        raise CheckpointError(f"{where}: the architecture {short_repr(meta.arch)} has {count:,} "
+                              f"parameters, more than a fer_ros model may ({MAX_PARAMETERS:,})")
+    return shapes
 
 
 def _check_state(expected: dict, found: dict, meta: ModelMeta, where: str) -> None:
@@ -160,6 +223,8 @@ def _open(path: str | Path):
         raise CheckpointError(f"{path} is a safetensors file but not a fer_ros checkpoint (no fer_ros metadata)")
     try:
         meta = ModelMeta.from_json(raw)
+    except CheckpointError as e:  # metadata that parses but claims what no checkpoint can be
+        raise CheckpointError(f"{path}: {e}") from None
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{path}: unreadable fer_ros metadata: {e}") from e
     return handle, meta
@@ -175,16 +240,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return it in eval mode with its metadata."""
     handle, meta = _open(path)
     try:
+        # Names and shapes from the header first: nothing is read or built for weights that
+        # cannot fit the architecture.
+        found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        _check_state(expected_shapes(meta, str(path)), found, meta, str(path))
         state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except CheckpointError:
+        raise
     except Exception as e:
         raise CheckpointError(f"{path} is corrupt: {e}") from e
     model = meta.build_model()
-    _check_state(
-        {k: tuple(v.shape) for k, v in model.state_dict().items()},
-        {k: tuple(v.shape) for k, v in state.items()},
-        meta,
-        str(path),
-    )
     model.load_state_dict(state)
     return model.to(map_location).eval(), meta
 

@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from fer_ros.errors import ConfigError
+from fer_ros.errors import ConfigError, one_line
 from fer_ros.labels import LABEL_SETS
 from fer_ros.model.mit import VARIANTS
 from fer_ros.model.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, MIN_INPUT_SIZE
-from fer_ros.options import check_options, option
+from fer_ros.options import check_options, option, read_yaml, short_repr
 from fer_ros.paths import output_folder
 from fer_ros.training.datasets import FERPLUS_TARGETS, FORMATS
 
@@ -194,7 +194,10 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return bool(value)
     if isinstance(value, str) and not isinstance(current, str):
-        value = yaml.safe_load(value)  # "3e-4" -> float, "[0.5, 0.5]" -> list
+        try:
+            value = read_yaml(value, where)  # "3e-4" -> float, "[0.5, 0.5]" -> list
+        except yaml.YAMLError:
+            pass  # not YAML: the conversion below says why the text cannot be used
     try:
         if isinstance(current, tuple):
             return tuple(type(current[0])(v) for v in value) if current else tuple(value)
@@ -205,7 +208,7 @@ def _coerce(value: Any, current: Any, where: str) -> Any:
         if isinstance(current, str):
             return str(value).lower() if isinstance(value, bool) else str(value)  # YAML true: "true"
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{where}: cannot use {value!r} ({e})") from None
+        raise ConfigError(f"{where}: cannot use {short_repr(value)} ({e})") from None
     return value
 
 
@@ -249,7 +252,10 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | dict[str
     cfg = Config()
     if name_or_path:
         path = resolve_config_path(name_or_path)
-        tree = yaml.safe_load(path.read_text()) or {}
+        try:
+            tree = read_yaml(path.read_text(), str(path)) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {one_line(err)}") from None
         _merge(cfg, tree, str(path))
     items = overrides.items() if isinstance(overrides, dict) else (_split(o) for o in overrides)
     for dotted, value in items:

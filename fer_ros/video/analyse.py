@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import yaml
 
 from fer_ros.atomic import folder_holds
 from fer_ros.errors import ConfigError, FerRosError, one_line
+from fer_ros.options import read_yaml, short_repr
 
 # What --force may replace: an earlier output of fer-ros video (its summary.json beside only its
 # own files), never anything a user keeps there.
@@ -55,9 +57,9 @@ def parse_params(items: list[str]) -> dict:
     for item in items:
         name, sep, value = item.partition(":=")
         if not sep or not name:
-            raise ConfigError(f"-p expects NAME:=VALUE, got {item!r}")
+            raise ConfigError(f"-p expects NAME:=VALUE, got {short_repr(item)}")
         try:
-            params[name] = yaml.safe_load(value) if value else ""
+            params[name] = read_yaml(value, f"-p {name}") if value else ""
         except yaml.YAMLError:
             params[name] = value
     return params
@@ -66,6 +68,10 @@ def parse_params(items: list[str]) -> dict:
 def check_args(args) -> None:
     if args.every < 1:
         raise ConfigError(f"--every must be 1 or more, not {args.every}")
+    # argparse's float() takes nan and inf, which every comparison below would let through.
+    for flag, seconds in (("--start", args.start), ("--end", args.end)):
+        if seconds is not None and not math.isfinite(seconds):
+            raise ConfigError(f"{flag} must be a number of seconds, not {seconds}")
     if args.start < 0:
         raise ConfigError(f"--start must be 0 or more, not {args.start:g}")
     if args.end is not None and args.end <= args.start:

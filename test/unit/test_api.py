@@ -1,17 +1,22 @@
 """The Python API: the node's pipeline and shipped model on a real photo, from arrays, BGR arrays and
 files, over a frame sequence with tracking, and the same checks of options and inputs."""
 
+import math
 import subprocess
 import sys
+import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
+from bounded import run_bounded
 from fer_ros.api import Recognizer, option_names
-from fer_ros.errors import ConfigError, FerRosError
+from fer_ros.errors import ConfigError, FerRosError, FrameError
 from fer_ros.video.clip import frames as clip_frames
+from hostile import png_bomb
 
 ASTRONAUT_FACE = (178, 63, 89, 112)  # yuface's box on the 512x512 photo, checked by eye
 
@@ -100,7 +105,7 @@ def test_options_are_the_nodes_own_and_checked_the_same_way():
 def test_bad_images_are_refused_with_one_clear_line(recognizer, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    cases = {"no image file": tmp_path / "missing.png", "not an image": broken,
+    cases = {"no image file": tmp_path / "missing.png", "only JPEG and PNG": broken,
              "8-bit": np.zeros((64, 64, 3), np.float32), "shape": np.zeros((64, 64, 5), np.uint8),
              "zero or absurd": np.zeros((0, 64, 3), np.uint8), "numpy array": [[1, 2], [3, 4]]}
     for expected, image in cases.items():
@@ -116,3 +121,79 @@ def test_the_api_imports_no_ros():
             "assert not [m for m in sys.modules if m.startswith(('rclpy', 'rosbags'))], 'ROS imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_an_image_file_is_refused_by_its_header_before_it_is_decoded(recognizer, tmp_path):
+    """An 875 KB PNG of 30000x30000 once took 5.6 GB to refuse; now the header refuses it, in a
+    child that may use 1 GB. A 5000x5000 one (25 MP) is above the 16 MP budget here too."""
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_bomb(30000, 30000))
+    done = run_bounded(f"""
+        from fer_ros.inference.frames import read_image
+        try:
+            read_image({str(bomb)!r})
+        except ValueError as err:
+            print(type(err).__name__, err)
+    """, memory_gb=1.0)
+    assert done.returncode == 0 and done.stdout.startswith("FrameError"), done
+    assert "30000x30000" in done.stdout
+    bomb.write_bytes(png_bomb(5000, 5000))
+    with pytest.raises(FrameError, match="5000x5000 .* above max_pixels"):
+        recognizer(bomb)
+
+
+def test_nan_and_inf_options_are_refused_before_the_model_loads():
+    """NaN passed every range: smoothing_alpha NaN filled faces.csv with NaN, track_timeout NaN
+    gave a new id every frame."""
+    for name, value in (("smoothing_alpha", math.nan), ("track_timeout", math.nan),
+                        ("track_timeout", math.inf), ("face_margin", -math.inf),
+                        ("detect_scale", math.nan)):
+        with pytest.raises(ConfigError, match=f"{name} must be a finite number"):
+            Recognizer(**{name: value})
+
+
+def test_time_and_fps_must_be_finite_numbers(recognizer):
+    image = np.full((64, 64, 3), 128, np.uint8)
+    for bad in ("1", math.nan, math.inf, True, [1.0]):
+        with pytest.raises(ConfigError, match="time must be a finite number of seconds") as err:
+            recognizer(image, time=bad)
+        assert "\n" not in str(err.value)
+    recognizer(image, time=np.float64(0.5))  # numpy's numbers are numbers
+    for bad in (math.nan, math.inf, 0, "30"):
+        with pytest.raises(ConfigError, match="fps must be a positive number"):
+            list(recognizer.stream([image], fps=bad))
+
+
+@pytest.mark.parametrize("shape", [(16384, 1, 3), (1, 16384, 3), (16384, 1), (1, 16384, 4)])
+def test_one_pixel_wide_or_high_frames_within_the_limits_are_processed(recognizer, shape):
+    faces = recognizer(np.full(shape, 128, np.uint8))  # once a cv2.error from deep in the pipeline
+    assert isinstance(faces, list)
+
+
+def test_threads_sharing_a_recognizer_each_get_their_own_answer(recognizer):
+    """Stand-alone calls from several threads at once: each is a photo of its own (face id 1, the
+    same box as alone). The pipeline is slowed so that, unlocked, calls would interleave."""
+    photos = [skimage.data.astronaut(), np.ascontiguousarray(skimage.data.astronaut()[:, ::-1])]
+    alone = [recognizer(photo)[0].box for photo in photos]
+    answers, process = [], recognizer.pipeline.process
+
+    def slow_process(*args, **kwargs):
+        time.sleep(0.005)  # another thread's reset or frame would land here
+        return process(*args, **kwargs)
+
+    def work(index):
+        for _ in range(6):
+            faces = recognizer(photos[index % 2])
+            answers.append((index % 2, [(f.face_id, f.box) for f in faces]))
+
+    recognizer.pipeline.process = slow_process
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        del recognizer.pipeline.process
+    assert len(answers) == 24
+    assert all(faces == [(1, alone[which])] for which, faces in answers), answers

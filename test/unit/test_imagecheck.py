@@ -1,14 +1,16 @@
 """Encoded images checked before decoding: JPEG and PNG only (by their bytes), size from the header
 within the pixel budget, on every path that decodes an image (frames, image files, training sets)."""
 
+import os
 
 import cv2
 import numpy as np
 import pytest
 import skimage.data
 
+from bounded import run_bounded
 from fer_ros.errors import FrameError
-from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, decode, encoded_size, read_image
+from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, decode, encoded_size, read_file, read_image
 from hostile import png_bomb
 
 
@@ -82,7 +84,7 @@ def test_image_files_go_through_the_same_checks(tmp_path):
         read_image(bomb)
     with pytest.raises(FrameError, match="PPM image refused"):
         read_image(ppm)
-    with pytest.raises(FrameError, match="cannot read"):
+    with pytest.raises(FrameError, match="no image file"):
         read_image(tmp_path / "missing.png")
 
 
@@ -104,3 +106,36 @@ def test_training_sets_and_images_bag_skip_refused_files(tmp_path):
     for name in ("bomb", "ppm"):
         for encoding in ("auto", "jpeg", "png"):
             assert frame_message(store, paths[name], header, encoding) is None, (name, encoding)
+
+
+def test_only_regular_files_are_read_and_never_more_than_the_cap(tmp_path):
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(FrameError, match="is a folder"):
+        read_image(tmp_path / "folder.jpg")
+    big = tmp_path / "big.png"
+    big.write_bytes(encoded(".png", np.full((30, 20, 3), 7, np.uint8)))
+    with pytest.raises(FrameError, match="more than an image file may be"):
+        read_file(big, max_bytes=100)
+    (tmp_path / "link.png").symlink_to(big)  # a link to a regular file is one
+    assert read_image(tmp_path / "link.png").shape == (30, 20, 3)
+
+
+def test_images_bag_skips_a_fifo_and_a_device_named_like_images(tmp_path):
+    """A FIFO named x.jpg once hung images-bag for ever, a link to /dev/zero ran it out of memory:
+    both are skipped and listed, in a child that may use 1.5 GB and two minutes."""
+    happy = tmp_path / "faces" / "happy"
+    happy.mkdir(parents=True)
+    cv2.imwrite(str(happy / "a.jpg"), np.full((48, 48), 99, np.uint8))
+    os.mkfifo(happy / "fifo.jpg")
+    (happy / "zero.jpg").symlink_to("/dev/zero")
+    done = run_bounded(f"""
+        from fer_ros.cli import main
+        sys.exit(main(["images-bag", {str(tmp_path / "faces")!r}, {str(tmp_path / "bag")!r}]))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "1 frames" in done.stdout and "skipped 2 unreadable" in done.stdout, done.stdout
+    assert "fifo.jpg" in done.stdout and "zero.jpg" in done.stdout
+    with pytest.raises(FrameError, match="is a FIFO"):
+        read_image(happy / "fifo.jpg")  # O_NONBLOCK: refused without waiting for a writer
+    with pytest.raises(FrameError, match="is a device"):
+        read_image(happy / "zero.jpg")

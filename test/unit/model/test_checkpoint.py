@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bounded import run_bounded
 from fer_ros.model.checkpoint import (
     CheckpointError,
     ModelMeta,
@@ -144,3 +145,93 @@ def test_pickle_bearing_file_is_never_executed(tmp_path):
         with pytest.raises(CheckpointError):
             read_meta(path)
     assert not marker.exists()
+
+
+def edited(model, path, **changes):
+    """A checkpoint of `model`'s weights whose metadata claims `changes` (JSON edited by hand, as
+    an attacker would: nothing checks it on the way in)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    meta = json.loads(make_meta().to_json())
+    meta.update(changes)
+    save_file(model.state_dict(), str(path), metadata={"fer_ros": json.dumps(meta)})
+    return path
+
+
+@pytest.mark.parametrize("arch, why", [
+    ({"depths": [3000, 2, 2, 2]}, "depths must be 4 whole numbers within 1..64"),
+    ({"depths": [2, 2, 2]}, "depths must be 4 whole numbers"),
+    ({"embed_dims": ["32", 64, 160, 256]}, "embed_dims must be 4 whole numbers"),
+    ({"num_heads": [3, 2, 5, 8]}, "not divisible by num_heads"),
+    ({"mlp_ratio": float("nan")}, "mlp_ratio must be within"),
+    ({"in_chans": 1}, "in_chans must be within 3..3"),
+    ({"drop_rate": True}, "drop_rate must be within"),
+    ({"variant": "mit_b9"}, "unknown model variant 'mit_b9'"),
+    ({"depth": 3}, r"unknown entries \['depth'\]"),
+    (None, "input_size 4096 is above 512"),
+])
+def test_metadata_beyond_any_real_model_is_refused_from_the_header(model, tmp_path, arch, why):
+    """The metadata is bounded before anything is built: 3 KB claiming 3000 blocks once reached
+    5 GB, an input of 4096 ran for minutes."""
+    changes = {"arch": {"variant": "mit_b0"} | arch} if arch else {"input_size": 4096}
+    path = edited(model, tmp_path / "edited.safetensors", **changes)
+    for load in (read_meta, load_checkpoint):
+        with pytest.raises(CheckpointError, match=why) as err:
+            load(path)
+        assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def test_weights_are_matched_to_the_architecture_before_it_is_built(model, tmp_path, monkeypatch):
+    """A file claiming MiT-b5 with b0's weights is refused by names and shapes from its header: the
+    b5 model (82 M parameters) is never materialised."""
+    built = []
+    build = ModelMeta.build_model
+
+    def recording_build(self):
+        built.append(build(self))
+        return built[-1]
+
+    monkeypatch.setattr(ModelMeta, "build_model", recording_build)
+    path = edited(model, tmp_path / "b5.safetensors", arch={"variant": "mit_b5", "num_classes": 7})
+    with pytest.raises(CheckpointError, match="do not match the architecture"):
+        load_checkpoint(path)
+    assert built and all(p.is_meta for m in built for p in m.parameters())  # shapes, no memory
+
+
+def test_hostile_checkpoints_cost_neither_memory_nor_time(model, tmp_path, small_checkpoint):
+    """The attacks end to end, in a child that may use 1.5 GB and a minute: a 3000-block MiT-b1
+    (5 GB before), stages within their bounds but 3 G parameters together (12 GB), and a real
+    model claiming a 4096x4096 input (minutes and gigabytes before)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    deep = edited(model, tmp_path / "deep.safetensors",
+                  arch={"variant": "mit_b1", "depths": [3000, 2, 2, 2], "num_classes": 7})
+    wide = edited(model, tmp_path / "wide.safetensors", arch={
+        "variant": "mit_b1", "embed_dims": [1024] * 4, "depths": [64] * 4, "num_heads": [16] * 4})
+    with safe_open(str(small_checkpoint), "pt") as f:
+        state, meta = {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["fer_ros"])
+    huge_input = tmp_path / "huge_input.safetensors"
+    meta["input_size"] = 4096
+    save_file(state, str(huge_input), metadata={"fer_ros": json.dumps(meta)})
+    done = run_bounded(f"""
+        from fer_ros.api import Recognizer
+        from fer_ros.model.checkpoint import load_checkpoint
+        for attempt in (lambda: load_checkpoint({str(deep)!r}),
+                        lambda: load_checkpoint({str(wide)!r}),
+                        lambda: Recognizer({str(huge_input)!r}, device="cpu")):
+            try:
+                attempt()
+            except ValueError as err:
+                print(type(err).__name__, err)
+    """)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and len(lines) == 3, done
+    assert all(line.startswith("CheckpointError") for line in lines), lines
+    assert "depths must be" in lines[0]
+    assert "parameters, more than a fer_ros model may (200,000,000)" in lines[1]
+    assert "input_size 4096 is above 512" in lines[2]

@@ -9,8 +9,10 @@ import sys
 import cv2
 import pytest
 
+from bounded import run_bounded
 from fer_ros.cli import main as fer_ros
 from fer_ros.video.clip import write_clip
+from hostile import YAML_ALIAS_BOMB
 
 FPS = 15.0
 FRAMES = 40
@@ -113,6 +115,41 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(clip, tmp_path):
             (expected, done.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "corrupt.mp4", "taken"]  # nothing half-written
     assert (taken / "mine.txt").read_text() == "a user's file"
+
+
+def test_nan_and_inf_are_one_line_exit_2_before_the_model_loads(clip, tmp_path, capsys):
+    """argparse's float() takes nan and inf; YAML read -p 0.5 and .nan alike. Each once ended in a
+    raw exception (exit 1), NaN smoothing in a faces.csv of NaN, NaN track_timeout in a new face
+    id every frame."""
+    finite = "must be a finite number"
+    cases = {
+        "--start must be a number of seconds, not nan": ["--start", "nan"],
+        "--start must be a number of seconds, not inf": ["--start", "inf"],
+        "--end must be a number of seconds, not nan": ["--end", "nan"],
+        "--end must be a number of seconds, not inf": ["--end", "inf"],
+        f"smoothing_alpha {finite} within 0.01..1, not nan": ["-p", "smoothing_alpha:=.nan"],
+        f"track_timeout {finite} within 0..60, not nan": ["-p", "track_timeout:=.nan"],
+        f"track_timeout {finite} within 0..60, not inf": ["-p", "track_timeout:=.inf"],
+    }
+    for expected, args in cases.items():
+        assert fer_ros(["video", str(clip), "--out", str(tmp_path / "out"), *args]) == 2, expected
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"fer-ros video: error: {expected}"], (expected, err)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_alias_bomb_in_a_parameter_is_refused_unexpanded(clip, tmp_path):
+    """A 280-character -p once reached 2.7 GB and MemoryError (the error message's repr() walked
+    its 387 million strings); here in a child that may use 1.5 GB and a minute."""
+    done = run_bounded(f"""
+        from fer_ros.cli import main
+        sys.exit(main(["video", {str(clip)!r}, "--out", {str(tmp_path / "out")!r},
+                       "-p", "detector:={YAML_ALIAS_BOMB}"]))
+    """)
+    assert done.returncode == 2, done
+    assert done.stderr.strip() == ("fer-ros video: error: -p detector: YAML aliases (*name) are "
+                                   "not accepted (line 1, column 29): write the value out")
+    assert not list(tmp_path.iterdir())
 
 
 def test_force_replaces_only_an_earlier_output_never_a_users_files(clip, tmp_path, monkeypatch, capsys):

@@ -1,13 +1,16 @@
 """Turn a finished training run into a shipped model: the checkpoint under models/, its model card
 (metrics JSON beside it), the resolved config, and the plots under benchmarks/results/.
 
-    python maintainer/ship_model.py runs/fer2013_cpu --data <dir>/fer2013 --name fer2013_mit_b0_64
+    python maintainer/ship_model.py runs/anywhere --data <dir>/ferplus --name fer2013_mit_b0_64 \
+        --calibrate <dir>/muxspace --dev-scores benchmarks/results/cross_dataset.json
 
-The card's figures come from `fer-ros evaluate` on the validation split (FER2013 PublicTest), through
-the engine and back-end the node runs; the training figures from the run's own history and summary.
+The card's figures come from `fer-ros evaluate` on FER2013 PublicTest's raw pixels (<dir>/ferplus:
+fer2013.csv with FER2013's labels, and fer2013new.csv's FER+ majority labels), through the engine
+and back-end the node runs; the training figures from the run's own history and summary.
 
-    --calibrate <dir>/muxspace   fit a softmax temperature on those faces' val split (held-out news
-                                 photos) and store it in the checkpoint when it lowers their ECE
+    --calibrate <dir>/muxspace   fit a softmax temperature on PublicTest's faces (original labels) and
+                                 muxspace's val split (held-out news photos) together, and store it in
+                                 the checkpoint when it lowers their ECE
     --dev-scores FILE            benchmarks/cross_dataset.py's JSON for this model: copied into the card
                                  (every dev-set figure beside the peers')
     --average-with M --alpha A   ship (1 - A) x M's weights + A x the run's (WiSE-FT: a fine-tune averaged
@@ -29,10 +32,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, help="the run folder (best.safetensors, history.json, config.yaml, ...)")
     parser.add_argument("--data", required=True, help="the data set the card is scored on")
-    parser.add_argument("--format", default="fer2013_folder")
+    parser.add_argument("--format", default="fer2013", help="the card's data format (fer2013: fer2013.csv)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--name", required=True, help="models/<name>.safetensors")
-    parser.add_argument("--config", default="fer2013_cpu", help="the bundled config the run used")
+    parser.add_argument("--config", default="faces_anywhere_cpu", help="the bundled config the run used")
     parser.add_argument("--wall-minutes", type=float, default=None,
                         help="the run's wall time, when it was interrupted and resumed")
     parser.add_argument("--calibrate", type=Path, default=None, help="image-folder set whose val split fits T")
@@ -56,10 +59,10 @@ def main() -> int:
     if args.average_with:
         meta.provenance["weights_averaged"] = average_weights(model, args.average_with, args.alpha)
     root = meta.train_config["data"]["root"]
-    places = {str(Path(root).parent): "<dir>", str(REPO) + "/": ""}
+    places = {str(args.run.resolve()): f"runs/{args.run.name}", str(Path(root).parent): "<dir>", str(REPO) + "/": ""}
     meta.train_config, meta.provenance = scrubbed(meta.train_config, places), scrubbed(meta.provenance, places)
     save_checkpoint(shipped, model, meta, dtype=torch.float16)
-    calibration = calibrate(shipped, args.calibrate) if args.calibrate else None
+    calibration = calibrate(shipped, args.calibrate, Path(args.data)) if args.calibrate else None
     if calibration and calibration["applied"]:
         meta.temperature = calibration["temperature"]
         save_checkpoint(shipped, model, meta, dtype=torch.float16)
@@ -68,6 +71,8 @@ def main() -> int:
     for plot in ("curves.png",):
         shutil.copyfile(args.run / plot, results / plot)
     metrics = checkpoint_metrics(shipped, args.format, args.data, args.split, out_dir=results)
+    ferplus = checkpoint_metrics(shipped, "ferplus", args.data, args.split, target="majority") \
+        if (Path(args.data) / "fer2013new.csv").is_file() else None
     saved = results / "metrics.json"
     saved.write_text(scrubbed(saved.read_text(), {str(shipped): f"models/{shipped.name}",
                                                   str(args.data).rstrip("/"): f"<dir>/{Path(args.data).name}"}))
@@ -89,6 +94,11 @@ def main() -> int:
             "mean_recall": metrics["mean_recall"],
             "recall": {c: v["recall"] for c, v in metrics["per_class"].items()},
             "precision": {c: v["precision"] for c, v in metrics["per_class"].items()},
+        },
+        "publictest_ferplus": None if ferplus is None else {
+            "split": f"ferplus:{args.split} (FER+ majority labels, {ferplus['samples']} faces)",
+            "accuracy": ferplus["accuracy"], "macro_f1": ferplus["macro_f1"], "mean_recall": ferplus["mean_recall"],
+            "recall": {c: v["recall"] for c, v in ferplus["per_class"].items()},
         },
         "training": {
             "epochs": len(history), "best_epoch": summary["best_epoch"], "best_val_acc": summary["best_val_acc"],
@@ -140,25 +150,33 @@ def average_weights(model, base_path: Path, alpha: float) -> dict:
     return {"base": checkpoint_id(base_path), "fine_tuned_share": alpha}
 
 
-def calibrate(checkpoint: Path, root: Path) -> dict:
-    """Fit a temperature on <root>/val/<class>/*.jpg; applied when it lowers the ECE there."""
+def calibrate(checkpoint: Path, root: Path, publictest: Path) -> dict:
+    """Fit a temperature on <root>/val/<class>/*.jpg and on PublicTest's faces (fer2013.csv in
+    `publictest`, original labels) together: one answer's confidence should mean the same on FER2013
+    and on news photos. Applied when it lowers the ECE of the two together."""
     import cv2
     import numpy as np
 
     from fer_ros.inference.engine import Engine
     from fer_ros.labels import canonical
     from fer_ros.metrics import calibration_error, fit_temperature, with_temperature
+    from fer_ros.training.datasets import load_splits
 
     paths = sorted((root / "val").glob("*/*.jpg"))
     with Engine.from_checkpoint(checkpoint, device="cpu") as engine:
         crops = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]
+        truth = [canonical(p.parent.name) for p in paths]
+        val = load_splits("fer2013", publictest, tuple(engine.labels))["val"]
+        crops += [img[..., 0] for img in val.images.numpy()]
+        truth += [val.classes[int(t)] for t in val.targets]
         probs = np.concatenate([engine.predict(crops[i:i + 256]) for i in range(0, len(crops), 256)])
-        true = np.array([engine.labels.index(canonical(p.parent.name)) for p in paths])
+        true = np.array([engine.labels.index(t) for t in truth])
     t = fit_temperature(probs, true)
     before, after = calibration_error(probs, true), calibration_error(with_temperature(probs, t), true)
-    print(f"temperature {t} on {root.name} val ({len(paths)} faces): ECE {before:.4f} -> {after:.4f}")
-    return {"fitted_on": f"<dir>/{root.name}/val ({len(paths)} faces)", "temperature": t,
-            "ece_before": round(before, 4), "ece_after": round(after, 4), "applied": after < before}
+    print(f"temperature {t} on {root.name} val + PublicTest ({len(true)} faces): ECE {before:.4f} -> {after:.4f}")
+    return {"fitted_on": f"<dir>/{root.name}/val ({len(paths)} faces) + FER2013 PublicTest ({len(val)} faces)",
+            "temperature": t, "ece_before": round(before, 4), "ece_after": round(after, 4),
+            "applied": after < before}
 
 
 if __name__ == "__main__":

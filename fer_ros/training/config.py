@@ -23,6 +23,7 @@ import yaml
 
 from fer_ros.errors import ConfigError, one_line
 from fer_ros.labels import LABEL_SETS
+from fer_ros.model.checkpoint import MAX_INPUT_SIZE
 from fer_ros.model.mit import VARIANTS
 from fer_ros.model.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, MIN_INPUT_SIZE
 from fer_ros.options import check_options, option, read_yaml, short_repr
@@ -66,7 +67,7 @@ class DataConfig:
                                  "of val_split", 0.0, 0.99)
     color: str = option("gray", "gray: one channel replicated to three at the model input; rgb: as is",
                         choices=COLORS)
-    input_size: int = option(224, "Model input side, pixels", MIN_INPUT_SIZE, 4096)
+    input_size: int = option(224, "Model input side, pixels", MIN_INPUT_SIZE, MAX_INPUT_SIZE)
     mean: tuple[float, ...] = option(IMAGENET_MEAN, "Input normalisation mean, as the pretrained encoder expects")
     std: tuple[float, ...] = option(IMAGENET_STD, "Input normalisation standard deviation")
     target: str = option("majority", "FER+: majority (Microsoft's rule) | plurality | probability (vote "

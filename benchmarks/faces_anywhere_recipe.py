@@ -85,7 +85,7 @@ def collect(args) -> int:
     for extra in args.extra:
         name, _, path = extra.partition("=")
         checkpoint = Path(path)
-        rows.append({"name": name, "change": "see the README", **score(checkpoint, args.data,
+        rows.append({"name": name, "change": "given with --extra", **score(checkpoint, args.data,
                                                                       checkpoint.with_suffix(".dev_scores.json"))})
     lines = ["| run | change | PublicTest acc | PublicTest FER+ acc | muxspace macro-recall | "
              "taiwanese_dev pipeline acc |", "|---|---|---|---|---|---|"]

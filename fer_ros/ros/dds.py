@@ -4,7 +4,7 @@ Fast DDS's default shared-memory segment (512 KB) belongs to the publishing proc
 than a 640x480 RGB frame: best-effort frames are then silently lost and reliable ones resent after
 delays. The shipped profile's 128 MB segment carries frames up to 12 MP (4000x3000); keeping glibc from
 returning multi-MB buffers to the system spares an mmap/munmap per frame. The publisher (camera
-driver) must load the profile: setting it only in the subscriber changes nothing. Figures: README,
+driver) must load the profile: setting it only in the subscriber changes nothing. Figures: docs/ros.md,
 "Camera-sized images between processes".
 """
 

@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # The ROS graph of tests and the demo stays on this machine.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: all venv install test unit demo bench lock clean venv-jazzy install-jazzy test-jazzy lock-jazzy
+.PHONY: all venv install test unit lint format demo bench lock clean venv-jazzy install-jazzy test-jazzy lock-jazzy
 
 all: test
 
@@ -29,6 +29,15 @@ install: venv
 
 test: install
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Lint and format check of the whole tree (ruff, configured in pyproject.toml); `make format` fixes.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # The unit tests (test/unit: no DDS) straight from the source tree: the package is built once, for
 # its generated messages; later edits need no reinstall (test/conftest.py puts the source first).

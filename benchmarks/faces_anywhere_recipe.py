@@ -12,7 +12,7 @@ the node's pipeline. Never on PublicTest alone; never trained on taiwanese_dev.
 
 <dir> holds ferplus/ (tar -xJf ferplus.tar.xz), muxspace/ and taiwanese_dev/. `run` skips experiments
 that have a summary (it resumes); `collect` scores each finished run once (cached in its folder),
-adds any `--extra NAME=CHECKPOINT` (a long run, an averaged model) and writes the table.
+adds any `--extra NAME=CHECKPOINT=WHAT` (a long run, an averaged model) and writes the table.
 The experiments of the filtered FER2013 copy are in benchmarks/results/faces_anywhere/ (history).
 """
 
@@ -75,7 +75,7 @@ def score(checkpoint: Path, data: Path, cache: Path) -> dict:
 
 
 def collect(args) -> int:
-    rows = [{"name": "shipped", "change": "the shipped model, no fine-tuning",
+    rows = [{"name": "start", "change": f"{args.init.name}, where every run starts: no fine-tuning",
              **score(args.init, args.data, args.runs / "init_scores.json")}]
     for name, (change, _) in experiments(args.data).items():
         folder = args.runs / name
@@ -83,10 +83,11 @@ def collect(args) -> int:
             rows.append({"name": name, "change": change, **score(folder / "best.safetensors", args.data,
                                                                  folder / "dev_scores.json")})
     for extra in args.extra:
-        name, _, path = extra.partition("=")
+        name, _, rest = extra.partition("=")
+        path, _, change = rest.partition("=")
         checkpoint = Path(path)
-        rows.append({"name": name, "change": "given with --extra", **score(checkpoint, args.data,
-                                                                      checkpoint.with_suffix(".dev_scores.json"))})
+        rows.append({"name": name, "change": change or checkpoint.name,
+                     **score(checkpoint, args.data, checkpoint.with_suffix(".dev_scores.json"))})
     lines = ["| run | change | PublicTest acc | PublicTest FER+ acc | muxspace macro-recall | "
              "taiwanese_dev pipeline acc |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['name']} | {r['change']} | {r['publictest_acc']:.2f} | {r['publictest_ferplus_acc']:.2f} | "
@@ -108,8 +109,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=600, help="training steps of each experiment")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated experiment names' first parts, e.g. T1,T3")
-    parser.add_argument("--extra", action="append", default=[], metavar="NAME=CHECKPOINT",
-                        help="another checkpoint to score in the same table")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME=CHECKPOINT[=WHAT]",
+                        help="another checkpoint to score in the same table (a long run, an average)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     return run(args) if args.action == "run" else collect(args)

@@ -38,8 +38,10 @@ FRAME = (480, 640)
 
 
 def photos(folder: Path) -> list[tuple[np.ndarray, str]]:
-    return [(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), canonical(p.parent.name))
-            for p in sorted(folder.glob("*/*.jpg"))]
+    return [
+        (cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB), canonical(p.parent.name))
+        for p in sorted(folder.glob("*/*.jpg"))
+    ]
 
 
 def in_frame(rgb: np.ndarray, scale: float) -> np.ndarray:
@@ -48,7 +50,7 @@ def in_frame(rgb: np.ndarray, scale: float) -> np.ndarray:
     frame = np.full((*FRAME, 3), 128, np.uint8)
     h, w = small.shape[:2]
     y, x = (FRAME[0] - h) // 2, (FRAME[1] - w) // 2
-    frame[y:y + h, x:x + w] = small
+    frame[y : y + h, x : x + w] = small
     return frame
 
 
@@ -63,8 +65,13 @@ def one_width(engine: Engine, options: PipelineOptions, faces: list, width: int)
         crop = frame
         if result.faces:
             face = result.faces[0]
-            crop = face_crop(frame, Face(face.box, face.landmarks, face.score), pipeline.detector_name,
-                             options.face_crop, options.face_margin)
+            crop = face_crop(
+                frame,
+                Face(face.box, face.landmarks, face.score),
+                pipeline.detector_name,
+                options.face_crop,
+                options.face_margin,
+            )
             row[[FER7.index(c) for c in engine.labels]] = face.probabilities
         truth.append(label)
         probs.append(row)
@@ -75,10 +82,14 @@ def one_width(engine: Engine, options: PipelineOptions, faces: list, width: int)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, required=True, help="folder with taiwanese_dev/")
     parser.add_argument("--peers", type=Path, default=REPO.parent / "shared" / "peers")
-    parser.add_argument("--checkpoint", default="", help="fer_ros checkpoint (default: the shipped model)")
+    parser.add_argument(
+        "--checkpoint", default="", help="fer_ros checkpoint (default: the shipped model)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     engine = Engine.from_options(EngineOptions(checkpoint=args.checkpoint))
@@ -93,19 +104,34 @@ def main(argv=None) -> int:
             faces.append((rgb, label, float(result.faces[0].box[2])))
     probe.close()
     options = dataclasses.replace(base, min_face_size=12, detect_scale=1.0)
-    peers = {name: Peer(name, args.peers).predict for name in PEERS} if all(
-        (args.peers / f).is_file() for f, _ in PEERS.values()) else {}
+    peers = (
+        {name: Peer(name, args.peers).predict for name in PEERS}
+        if all((args.peers / f).is_file() for f, _ in PEERS.values())
+        else {}
+    )
     results = {}
     for width in WIDTHS:
         truth, probs, found, crops = one_width(engine, options, faces, width)
-        row = {"found": round(100.0 * float(found.mean()), 1), "fer_ros": scores(truth, probs, found)}
+        row = {
+            "found": round(100.0 * float(found.mean()), 1),
+            "fer_ros": scores(truth, probs, found),
+        }
         for name, predict in peers.items():
             row[name] = scores(truth, predict(crops), found)
         results[str(width)] = row
-        print(f"{width:3d} px: found {row['found']} %, " + ", ".join(
-            f"{m} {row[m]['accuracy']} %" for m in ("fer_ros", *peers)), flush=True)
-    out = {"model": engine.model_id, "faces": len(faces), "detector": probe.detector_name,
-           "min_face_size": options.min_face_size, "widths": list(WIDTHS), "results": results}
+        print(
+            f"{width:3d} px: found {row['found']} %, "
+            + ", ".join(f"{m} {row[m]['accuracy']} %" for m in ("fer_ros", *peers)),
+            flush=True,
+        )
+    out = {
+        "model": engine.model_id,
+        "faces": len(faces),
+        "detector": probe.detector_name,
+        "min_face_size": options.min_face_size,
+        "widths": list(WIDTHS),
+        "results": results,
+    }
     engine.close()
     text = table(out)
     print(text)
@@ -119,12 +145,20 @@ def main(argv=None) -> int:
 
 def table(out: dict) -> str:
     models = [m for m in ("fer_ros", *PEERS) if m in out["results"][str(out["widths"][0])]]
-    lines = [f"{out['faces']} taiwanese_dev faces, fer_ros model {out['model']}, detector {out['detector']}", "",
-             "| face width | found | " + " | ".join(f"{m} accuracy" for m in models) + " |",
-             "|---|---|" + "---|" * len(models)]
+    lines = [
+        f"{out['faces']} taiwanese_dev faces, fer_ros model {out['model']}, detector "
+        f"{out['detector']}",
+        "",
+        "| face width | found | " + " | ".join(f"{m} accuracy" for m in models) + " |",
+        "|---|---|" + "---|" * len(models),
+    ]
     for w in out["widths"]:
         row = out["results"][str(w)]
-        lines.append(f"| {w} px | {row['found']} % | " + " | ".join(f"{row[m]['accuracy']} %" for m in models) + " |")
+        lines.append(
+            f"| {w} px | {row['found']} % | "
+            + " | ".join(f"{row[m]['accuracy']} %" for m in models)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -138,7 +172,12 @@ def plot(out: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for model in ("fer_ros", *PEERS):
         if model in out["results"][str(widths[0])]:
-            ax.plot(widths, [out["results"][str(w)][model]["accuracy"] for w in widths], marker="o", label=model)
+            ax.plot(
+                widths,
+                [out["results"][str(w)][model]["accuracy"] for w in widths],
+                marker="o",
+                label=model,
+            )
     ax.plot(widths, [out["results"][str(w)]["found"] for w in widths], "k--", label="faces found")
     ax.set_xlabel("face width in the 640x480 frame (px)")
     ax.set_ylabel("%")

@@ -1,4 +1,5 @@
-"""Face detection benchmark: every detector on the same frames, and the shipped classifier through the
+"""Face detection benchmark: every detector on the same frames, and the shipped classifier through
+the
 whole pipeline for each detector and crop mode.
 
 Frames (each set is skipped, saying why, when its source is absent):
@@ -13,7 +14,8 @@ A detection matches a face when its centre lies in the face's box (known boxes) 
 at most one detection; every other box is false. Timing: the whole-frame search of the astronaut
 frame at 640x480 and 320x240, one detector thread.
 
-Accuracy: `taiwanese_dev` through `Pipeline.process` (the node's detector, crop and engine, the shipped
+Accuracy: `taiwanese_dev` through `Pipeline.process` (the node's detector, crop and engine, the
+shipped
 model) for each detector and crop mode; a photo where no face is found counts as wrong.
 
     python benchmarks/faces.py --data <dir> --json benchmarks/results/faces.json
@@ -43,10 +45,13 @@ from fer_ros.metrics import percentile
 
 DETECTORS = ("yuface", "haar")
 # (detector, face_crop, face_margin): the crop sweep on taiwanese_dev.
-CROP_SWEEP = [("haar", "box", m) for m in (0.0, 0.1, 0.2)] + [("haar", "framed", m) for m in (0.0, 0.1)] + \
-             [("yuface", "box", m) for m in (0.0, 0.1, 0.2)] + \
-             [("yuface", "framed", m) for m in (0.0, 0.05, 0.1, 0.2)] + \
-             [("yuface", "aligned", m) for m in (0.0, 0.1)]
+CROP_SWEEP = (
+    [("haar", "box", m) for m in (0.0, 0.1, 0.2)]
+    + [("haar", "framed", m) for m in (0.0, 0.1)]
+    + [("yuface", "box", m) for m in (0.0, 0.1, 0.2)]
+    + [("yuface", "framed", m) for m in (0.0, 0.05, 0.1, 0.2)]
+    + [("yuface", "aligned", m) for m in (0.0, 0.1)]
+)
 ASTRONAUT_FACE = (160, 45, 120, 150)  # by eye, in the 512x512 photo: brow to chin, ear to ear
 
 
@@ -59,14 +64,21 @@ def astronaut_frame(size=(640, 480)) -> tuple[np.ndarray, list]:
     box = (80 + x * k, y * k, w * k, h * k)
     if size != (640, 480):
         s = size[0] / 640
-        frame, box = cv2.resize(frame, size, interpolation=cv2.INTER_AREA), tuple(v * s for v in box)
+        frame, box = (
+            cv2.resize(frame, size, interpolation=cv2.INTER_AREA),
+            tuple(v * s for v in box),
+        )
     return frame, [box]
 
 
 def backgrounds() -> list[np.ndarray]:
     """Real photos without faces, as 640x480 backgrounds."""
-    photos = [skimage.data.coffee(), skimage.data.rocket(), cv2.cvtColor(skimage.data.brick(), cv2.COLOR_GRAY2RGB),
-              cv2.cvtColor(skimage.data.grass(), cv2.COLOR_GRAY2RGB)]
+    photos = [
+        skimage.data.coffee(),
+        skimage.data.rocket(),
+        cv2.cvtColor(skimage.data.brick(), cv2.COLOR_GRAY2RGB),
+        cv2.cvtColor(skimage.data.grass(), cv2.COLOR_GRAY2RGB),
+    ]
     return [cv2.resize(p, (640, 480), interpolation=cv2.INTER_AREA) for p in photos]
 
 
@@ -74,7 +86,9 @@ def grey_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2RGB)
 
 
-def group_frames(faces: list[Path], count: int, rng: random.Random) -> list[tuple[np.ndarray, list]]:
+def group_frames(
+    faces: list[Path], count: int, rng: random.Random
+) -> list[tuple[np.ndarray, list]]:
     """Frames of 2-4 faces, no two overlapping; the first face of each frame is 48 px (the node's
     smallest face at its default settings must be found)."""
     frames, bgs, it = [], backgrounds(), iter(faces)
@@ -84,11 +98,16 @@ def group_frames(faces: list[Path], count: int, rng: random.Random) -> list[tupl
             side = 48 if k == 0 else rng.randint(64, 180)
             for _ in range(50):
                 x, y = rng.randint(0, 640 - side), rng.randint(0, 480 - side)
-                if all(x + side <= bx or bx + bw <= x or y + side <= by or by + bh <= y for bx, by, bw, bh in boxes):
+                if all(
+                    x + side <= bx or bx + bw <= x or y + side <= by or by + bh <= y
+                    for bx, by, bw, bh in boxes
+                ):
                     break
             else:
                 continue
-            frame[y:y + side, x:x + side] = cv2.resize(grey_rgb(next(it)), (side, side), interpolation=cv2.INTER_AREA)
+            frame[y : y + side, x : x + side] = cv2.resize(
+                grey_rgb(next(it)), (side, side), interpolation=cv2.INTER_AREA
+            )
             boxes.append((x, y, side, side))
         frames.append((frame, boxes))
     return frames
@@ -99,7 +118,12 @@ def turned_frames(faces: list[Path]) -> list[tuple[np.ndarray, list]]:
     for path in faces:
         face = grey_rgb(path)
         side = face.shape[0]
-        out.append((cv2.copyMakeBorder(face, side, side, side, side, cv2.BORDER_REPLICATE), [(side, side, side, side)]))
+        out.append(
+            (
+                cv2.copyMakeBorder(face, side, side, side, side, cv2.BORDER_REPLICATE),
+                [(side, side, side, side)],
+            )
+        )
     return out
 
 
@@ -120,8 +144,16 @@ def count(detector, frames) -> dict:
         faces = detector(frame)
         taken = set()
         for bx, by, bw, bh in truth:
-            hit = next((i for i, f in enumerate(faces) if i not in taken and
-                        bx <= f.box[0] + f.box[2] / 2 <= bx + bw and by <= f.box[1] + f.box[3] / 2 <= by + bh), None)
+            hit = next(
+                (
+                    i
+                    for i, f in enumerate(faces)
+                    if i not in taken
+                    and bx <= f.box[0] + f.box[2] / 2 <= bx + bw
+                    and by <= f.box[1] + f.box[3] / 2 <= by + bh
+                ),
+                None,
+            )
             if hit is None:
                 missed += 1
             else:
@@ -129,8 +161,13 @@ def count(detector, frames) -> dict:
                 taken.add(hit)
         false += len(faces) - len(taken)
     total = found + missed
-    return {"faces": total, "found": found, "missed": missed, "false": false,
-            "found_pct": round(100.0 * found / total, 1) if total else None}
+    return {
+        "faces": total,
+        "found": found,
+        "missed": missed,
+        "false": false,
+        "found_pct": round(100.0 * found / total, 1) if total else None,
+    }
 
 
 def timing(detector, frame: np.ndarray, runs: int = 40) -> dict:
@@ -144,8 +181,13 @@ def timing(detector, frame: np.ndarray, runs: int = 40) -> dict:
 
 
 def pipeline_accuracy(engine, frames, detector: str, face_crop: str, margin: float) -> dict:
-    options = PipelineOptions(detector=detector, face_crop=face_crop, face_margin=margin, detect_every=1,
-                              detect_async=False)
+    options = PipelineOptions(
+        detector=detector,
+        face_crop=face_crop,
+        face_margin=margin,
+        detect_every=1,
+        detect_async=False,
+    )
     pipeline = Pipeline(engine, options)
     right = found = 0
     per_class: dict[str, list[int]] = {}
@@ -158,14 +200,23 @@ def pipeline_accuracy(engine, frames, detector: str, face_crop: str, margin: flo
         per_class[label][0] += guess == label
         per_class[label][1] += 1
     pipeline.close()
-    return {"detector": detector, "face_crop": face_crop, "face_margin": margin,
-            "accuracy": round(100.0 * right / len(frames), 2), "face_found_pct": round(100.0 * found / len(frames), 1),
-            "recall": {k: round(100.0 * r / n, 1) for k, (r, n) in sorted(per_class.items())}}
+    return {
+        "detector": detector,
+        "face_crop": face_crop,
+        "face_margin": margin,
+        "accuracy": round(100.0 * right / len(frames), 2),
+        "face_found_pct": round(100.0 * found / len(frames), 1),
+        "recall": {k: round(100.0 * r / n, 1) for k, (r, n) in sorted(per_class.items())},
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None, help="folder with muxspace/ and taiwanese_dev/")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="folder with muxspace/ and taiwanese_dev/"
+    )
     parser.add_argument("--groups", type=int, default=30, help="composed multi-face frames")
     parser.add_argument("--turned", type=int, default=400, help="padded muxspace val faces")
     parser.add_argument("--checkpoint", default="", help="classifier (default: the shipped model)")
@@ -178,8 +229,8 @@ def main(argv=None) -> int:
     mux = sorted((args.data / "muxspace" / "val").glob("*/*.jpg")) if args.data else []
     if mux:
         rng.shuffle(mux)
-        sets["groups"] = group_frames(mux[args.turned:], args.groups, rng)
-        sets["turned"] = turned_frames(mux[:args.turned])
+        sets["groups"] = group_frames(mux[args.turned :], args.groups, rng)
+        sets["turned"] = turned_frames(mux[: args.turned])
     else:
         skipped["groups"] = skipped["turned"] = "no --data/muxspace/val/<class>/*.jpg"
     taiwanese = taiwanese_frames(args.data / "taiwanese_dev") if args.data else []
@@ -195,18 +246,30 @@ def main(argv=None) -> int:
         row = {set_name: count(detector, frames) for set_name, frames in sets.items()}
         found = sum(r["found"] for r in row.values())
         faces = sum(r["faces"] for r in row.values())
-        row["all"] = {"faces": faces, "found": found, "false": sum(r["false"] for r in row.values()),
-                      "found_pct": round(100.0 * found / faces, 1)}
+        row["all"] = {
+            "faces": faces,
+            "found": found,
+            "false": sum(r["false"] for r in row.values()),
+            "found_pct": round(100.0 * found / faces, 1),
+        }
         full = make_detector(dataclasses.replace(node_defaults, detector=name, detect_scale=1.0))
         row["ms_640x480_full_size"] = timing(full, astronaut_frame()[0])
         row["ms_320x240_full_size"] = timing(full, astronaut_frame((320, 240))[0])
         row["ms_640x480_default_scale"] = timing(detector, astronaut_frame()[0])
         detection[name] = row
-        print(f"{name:7s} " + "  ".join(f"{k} {v['found']}/{v['missed'] if 'missed' in v else v['faces'] - v['found']}"
-                                        f"/{v['false']}" for k, v in row.items() if "found" in v)
-              + f"  | ms 640x480 {row['ms_640x480_full_size']['p50_ms']}, 320x240 "
-                f"{row['ms_320x240_full_size']['p50_ms']}, default scale {row['ms_640x480_default_scale']['p50_ms']}",
-              flush=True)
+        print(
+            f"{name:7s} "
+            + "  ".join(
+                f"{k} {v['found']}/{v['missed'] if 'missed' in v else v['faces'] - v['found']}"
+                f"/{v['false']}"
+                for k, v in row.items()
+                if "found" in v
+            )
+            + f"  | ms 640x480 {row['ms_640x480_full_size']['p50_ms']}, 320x240 "
+            f"{row['ms_320x240_full_size']['p50_ms']}, default scale "
+            f"{row['ms_640x480_default_scale']['p50_ms']}",
+            flush=True,
+        )
 
     sweep = []
     if taiwanese:
@@ -215,15 +278,23 @@ def main(argv=None) -> int:
         for det, mode, margin in CROP_SWEEP:
             sweep.append(pipeline_accuracy(engine, taiwanese, det, mode, margin))
             r = sweep[-1]
-            print(f"taiwanese_dev {det:7s} {mode:8s} margin {margin:<4g} accuracy {r['accuracy']:5.1f} %  "
-                  f"faces found {r['face_found_pct']} %", flush=True)
+            print(
+                f"taiwanese_dev {det:7s} {mode:8s} margin {margin:<4g} accuracy "
+                f"{r['accuracy']:5.1f} %  "
+                f"faces found {r['face_found_pct']} %",
+                flush=True,
+            )
         model = engine.model_id
         engine.close()
     else:
         model = None
-    result = {"node_defaults": dataclasses.asdict(node_defaults), "skipped": skipped,
-              "frames": {k: len(v) for k, v in sets.items()}, "detection": detection,
-              "taiwanese_dev_pipeline": {"model": model, "runs": sweep}}
+    result = {
+        "node_defaults": dataclasses.asdict(node_defaults),
+        "skipped": skipped,
+        "frames": {k: len(v) for k, v in sets.items()},
+        "detection": detection,
+        "taiwanese_dev_pipeline": {"model": model, "runs": sweep},
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -233,20 +304,37 @@ def main(argv=None) -> int:
 
 
 def table(result: dict) -> str:
-    lines = ["| detector | " + " | ".join(f"{k}: found / missed / false" for k in result["frames"]) +
-             " | all found | ms 640x480 | ms 320x240 | ms 640x480 at the node's default scale (CNN x0.675, Haar x0.5) |",
-             "|---" * (len(result["frames"]) + 5) + "|"]
+    lines = [
+        "| detector | "
+        + " | ".join(f"{k}: found / missed / false" for k in result["frames"])
+        + " | all found | ms 640x480 | ms 320x240 | ms 640x480 at the node's default scale (CNN "
+        "x0.675, Haar x0.5) |",
+        "|---" * (len(result["frames"]) + 5) + "|",
+    ]
     for name, row in result["detection"].items():
-        cells = [f"{row[k]['found']} / {row[k]['missed']} / {row[k]['false']}" for k in result["frames"]]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {row['all']['found_pct']} % | "
-                     f"{row['ms_640x480_full_size']['p50_ms']} | {row['ms_320x240_full_size']['p50_ms']} | "
-                     f"{row['ms_640x480_default_scale']['p50_ms']} |")
+        cells = [
+            f"{row[k]['found']} / {row[k]['missed']} / {row[k]['false']}" for k in result["frames"]
+        ]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {row['all']['found_pct']} % | "
+            f"{row['ms_640x480_full_size']['p50_ms']} | {row['ms_320x240_full_size']['p50_ms']} | "
+            f"{row['ms_640x480_default_scale']['p50_ms']} |"
+        )
     runs = result["taiwanese_dev_pipeline"]["runs"]
     if runs:
-        lines += ["", f"taiwanese_dev through the pipeline ({result['taiwanese_dev_pipeline']['model']}):", "",
-                  "| detector | face_crop | face_margin | accuracy | faces found |", "|---|---|---|---|---|"]
-        lines += [f"| {r['detector']} | {r['face_crop']} | {r['face_margin']:g} | {r['accuracy']:.1f} % | "
-                  f"{r['face_found_pct']} % |" for r in runs]
+        lines += [
+            "",
+            f"taiwanese_dev through the pipeline ({result['taiwanese_dev_pipeline']['model']}):",
+            "",
+            "| detector | face_crop | face_margin | accuracy | faces found |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['detector']} | {r['face_crop']} | {r['face_margin']:g} | {r['accuracy']:.1f} % "
+            "| "
+            f"{r['face_found_pct']} % |"
+            for r in runs
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""fer_ros from Python, without ROS: the very pipeline fer_node runs, on photos and frame sequences.
+"""fer_ros from Python, without ROS: the very pipeline fer_node runs, on photos and frame
+sequences.
 
     from fer_ros.api import Recognizer
 
@@ -39,18 +40,32 @@ class DetectedFace:
     face_id: int  # stable while the face is followed through a stream, from 1
     label: str  # the most probable expression, or "unknown" below confidence_threshold
     confidence: float  # that expression's probability
-    probabilities: dict[str, float]  # every expression the model knows -> probability (they sum to 1)
-    landmarks: tuple[tuple[float, float], ...] | None = None  # eyes, nose tip, mouth corners (yuface, yunet)
+    probabilities: dict[
+        str, float
+    ]  # every expression the model knows -> probability (they sum to 1)
+    landmarks: tuple[tuple[float, float], ...] | None = (
+        None  # eyes, nose tip, mouth corners (yuface, yunet)
+    )
 
     def row(self) -> dict:
-        """A flat dict for a table (csv.DictWriter, pandas.DataFrame): box, id, label, p_<expression>."""
+        """A flat dict for a table (csv.DictWriter, pandas.DataFrame): box, id, label,
+        p_<expression>."""
         x, y, w, h = self.box
-        return {"face_id": self.face_id, "x": x, "y": y, "width": w, "height": h, "label": self.label,
-                "confidence": self.confidence, **{f"p_{k}": v for k, v in self.probabilities.items()}}
+        return {
+            "face_id": self.face_id,
+            "x": x,
+            "y": y,
+            "width": w,
+            "height": h,
+            "label": self.label,
+            "confidence": self.confidence,
+            **{f"p_{k}": v for k, v in self.probabilities.items()},
+        }
 
 
 def option_names() -> list[str]:
-    """The node parameters a Recognizer takes: the engine's and the pipeline's (not the ROS-only ones)."""
+    """The node parameters a Recognizer takes: the engine's and the pipeline's (not the ROS-only
+    ones)."""
     from fer_ros.inference.engine import EngineOptions
     from fer_ros.inference.pipeline import PipelineOptions
     from fer_ros.options import specs
@@ -79,8 +94,10 @@ class Recognizer:
         known = option_names()
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                              f"a Recognizer takes fer_node's parameters: {', '.join(known)}")
+            raise ConfigError(
+                f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"a Recognizer takes fer_node's parameters: {', '.join(known)}"
+            )
         if "checkpoint" in options and checkpoint is not None:
             raise ConfigError("checkpoint given twice (as the first argument and as checkpoint=)")
         params = dict(options)
@@ -89,13 +106,17 @@ class Recognizer:
         self.engine, self.pipeline = load_pipeline(params)
         self.labels: list[str] = self.pipeline.labels
         self.detector: str = self.pipeline.detector_name  # what `auto` chose
-        self.model_id: str = self.engine.model_id  # <checkpoint name>@<sha256 prefix>, as the node reports
+        self.model_id: str = (
+            self.engine.model_id
+        )  # <checkpoint name>@<sha256 prefix>, as the node reports
         self.last = None  # the pipeline's FrameResult of the latest call (of any thread)
         self._time = None
         # The pipeline holds per-stream state (tracks, smoothing, the clock): one call at a time.
         self._lock = threading.Lock()
 
-    def __call__(self, image, *, bgr: bool = False, time: float | None = None) -> list[DetectedFace]:
+    def __call__(
+        self, image, *, bgr: bool = False, time: float | None = None
+    ) -> list[DetectedFace]:
         """The faces of one image, largest first. `image`: a path, or an (H, W[, 3|4]) uint8 array,
         RGB unless `bgr` (OpenCV's order). Without `time` the image stands alone; with `time`
         (seconds, increasing) it is the next frame of a stream and faces keep their ids."""
@@ -112,8 +133,11 @@ class Recognizer:
             self.last = result = self.pipeline.process(rgb, now=now)
         return [self._face(f) for f in result.faces]
 
-    def stream(self, frames: Iterable, fps: float = 30.0, *, bgr: bool = False) -> Iterator[list[DetectedFace]]:
-        """The faces of each frame of a sequence (arrays or paths) taken `fps` frames per second apart,
+    def stream(
+        self, frames: Iterable, fps: float = 30.0, *, bgr: bool = False
+    ) -> Iterator[list[DetectedFace]]:
+        """The faces of each frame of a sequence (arrays or paths) taken `fps` frames per second
+        apart,
         tracked from frame to frame; a new stream starts from scratch."""
         if not (_finite(fps) and fps > 0):
             raise ConfigError(f"fps must be a positive number, not {short_repr(fps)}")
@@ -127,10 +151,14 @@ class Recognizer:
         landmarks = None
         if result.landmarks is not None:
             landmarks = tuple((float(x), float(y)) for x, y in np.asarray(result.landmarks))
-        return DetectedFace(box=tuple(int(v) for v in result.box), face_id=int(result.face_id), label=result.label,
-                            confidence=float(result.confidence),
-                            probabilities={k: float(p) for k, p in zip(self.labels, result.probabilities)},
-                            landmarks=landmarks)
+        return DetectedFace(
+            box=tuple(int(v) for v in result.box),
+            face_id=int(result.face_id),
+            label=result.label,
+            confidence=float(result.confidence),
+            probabilities={k: float(p) for k, p in zip(self.labels, result.probabilities)},
+            landmarks=landmarks,
+        )
 
     def close(self) -> None:
         """Free the model (and GPU memory), once no other thread's call is running."""
@@ -145,4 +173,5 @@ class Recognizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Recognizer({self.model_id}, detector {self.detector}, {self.engine.device}/{self.engine.backend})"
+        engine = f"{self.engine.device}/{self.engine.backend}"
+        return f"Recognizer({self.model_id}, detector {self.detector}, {engine})"

@@ -36,7 +36,9 @@ def atomic_file(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     # The writer's pid in the name: the next writer can tell a live temporary from a killed one's.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -60,10 +62,13 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     prefix = f".{path.name}."
     removed = []
     for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp"):
-        pid, sep, _ = tmp.name[len(prefix):-len(".tmp")].partition("-")
+        pid, sep, _ = tmp.name[len(prefix) : -len(".tmp")].partition("-")
         try:
-            stale = not _running(int(pid)) if sep and pid.isdigit() else \
-                time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            stale = (
+                not _running(int(pid))
+                if sep and pid.isdigit()
+                else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            )
             if stale:
                 tmp.unlink()
                 removed.append(tmp)
@@ -91,18 +96,25 @@ def atomic_write_text(text: str, path) -> None:
 def staged_folder(out, force: bool = False, error=FerRosError, *, made_by=None, inputs=()):
     """Yield a temporary folder beside `out`; it becomes `out` only if the block completes.
 
-    An error, Ctrl-C, SIGTERM or SIGHUP removes it, so a folder named `out` is always a finished run;
-    a process killed outright leaves `<out>.incomplete-<pid>-*`, which the next run for `out` deletes.
-    An `out` that exists and is not empty raises `error` unless `force`, and even then it is replaced
+    An error, Ctrl-C, SIGTERM or SIGHUP removes it, so a folder named `out` is always a finished
+    run;
+    a process killed outright leaves `<out>.incomplete-<pid>-*`, which the next run for `out`
+    deletes.
+    An `out` that exists and is not empty raises `error` unless `force`, and even then it is
+    replaced
     only when it is a folder `made_by(out)` recognises as this command's earlier output, and is not
     the working folder, `/`, one of `inputs` or a folder holding any of them (`check_replaceable`).
     """
-    out = Path(os.path.abspath(out))  # "." and ".." name the folders they are, not a name to create
+    out = Path(
+        os.path.abspath(out)
+    )  # "." and ".." name the folders they are, not a name to create
     check_replaceable(out, force, error, made_by, inputs)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_incomplete(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.incomplete-{os.getpid()}-", dir=out.parent))
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f"{out.name}.incomplete-{os.getpid()}-", dir=out.parent)
+        )
     except OSError as err:
         raise error(f"cannot write the output folder {out}: {one_line(err)}") from None
     tmp.chmod(usual_mode(directory=True))
@@ -113,7 +125,9 @@ def staged_folder(out, force: bool = False, error=FerRosError, *, made_by=None, 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if out.exists():
-        shutil.rmtree(out)  # check_replaceable let only a recognised folder (or an empty one) through
+        shutil.rmtree(
+            out
+        )  # check_replaceable let only a recognised folder (or an empty one) through
     os.replace(tmp, out)
 
 
@@ -133,17 +147,24 @@ def check_replaceable(out: Path, force: bool, error=FerRosError, made_by=None, i
     if not any(out.iterdir()):
         return
     if not force:
-        raise error(f"{out} already exists: choose another output folder or pass --force to replace it")
+        raise error(
+            f"{out} already exists: choose another output folder or pass --force to replace it"
+        )
     if made_by is None or not made_by(out):
-        raise error(f"{out} is not an earlier output of this command (--force only replaces those): remove it "
-                    "yourself or choose another output folder")
+        raise error(
+            f"{out} is not an earlier output of this command (--force only replaces those): "
+            "remove it "
+            "yourself or choose another output folder"
+        )
 
 
 def _protected(inputs) -> list[tuple[Path, str]]:
     """(path, what it is) of every folder an output must never replace."""
     found = [(Path("/"), "the root folder")]
     cwd = Path.cwd().resolve()
-    found += [(cwd, "the working folder")] + [(p, "a parent of the working folder") for p in cwd.parents]
+    found += [(cwd, "the working folder")] + [
+        (p, "a parent of the working folder") for p in cwd.parents
+    ]
     for given in inputs:
         path = Path(given).resolve()
         found += [(path, "the input")] + [(p, "a folder holding the input") for p in path.parents]
@@ -151,23 +172,32 @@ def _protected(inputs) -> list[tuple[Path, str]]:
 
 
 def folder_holds(required: str, allowed: set[str] | None = None, patterns: tuple[str, ...] = ()):
-    """A `made_by` test: the folder holds `required` and nothing but `allowed` names or `patterns`."""
+    """A `made_by` test: the folder holds `required` and nothing but `allowed` names or
+    `patterns`."""
+
     def test(folder: Path) -> bool:
         names = [p.name for p in folder.iterdir()]
-        return required in names and all(n in (allowed or ()) or n == required or
-                                         any(Path(n).match(p) for p in patterns) for n in names)
+        return required in names and all(
+            n in (allowed or ()) or n == required or any(Path(n).match(p) for p in patterns)
+            for n in names
+        )
+
     return test
 
 
 def remove_stale_incomplete(out: Path) -> list[Path]:
-    """Delete `<out>.incomplete-*` folders whose writer is gone (killed outright: no `except` ran)."""
+    """Delete `<out>.incomplete-*` folders whose writer is gone (killed outright: no `except`
+    ran)."""
     prefix = f"{out.name}.incomplete-"
     removed = []
     for tmp in out.parent.glob(glob.escape(prefix) + "*"):
-        pid, sep, _ = tmp.name[len(prefix):].partition("-")
+        pid, sep, _ = tmp.name[len(prefix) :].partition("-")
         try:
-            stale = not _running(int(pid)) if sep and pid.isdigit() else \
-                time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            stale = (
+                not _running(int(pid))
+                if sep and pid.isdigit()
+                else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
+            )
             if stale and tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp)
                 removed.append(tmp)

@@ -1,4 +1,5 @@
-"""Encoded images (JPEG, PNG) checked before they are decoded: format by the bytes, size by the header.
+"""Encoded images (JPEG, PNG) checked before they are decoded: format by the bytes, size by the
+header.
 
 A few hundred KB of PNG can claim 20000x20000 pixels and make a decoder allocate gigabytes. So the
 width and height are read from the file's own header (PNG's IHDR, JPEG's start-of-frame marker) and
@@ -26,36 +27,64 @@ from fer_ros.options import Checked, option
 # 16 MP: a 12 MP (4000x3000) camera frame fits, a 16000x16000 bomb does not; decoded as BGR it is
 # 48 MB, a few copies of which (RGB, detector input) stay within a few hundred MB.
 DEFAULT_MAX_PIXELS = 16_777_216
-MAX_SIDE = 16384  # beyond this a side is treated as corrupt rather than allocated (no camera is that wide)
+# Beyond this a side is treated as corrupt rather than allocated (no camera is that wide).
+MAX_SIDE = 16384
 # The largest image file read: a 16 MP 16-bit RGBA PNG stored without compression is 134 MB.
 MAX_FILE_BYTES = 256 << 20
-OPENCV_MAX_PIXELS = 1_000_000_000  # below OpenCV's own ceiling (2**30): a budget above it would mean nothing
+OPENCV_MAX_PIXELS = (
+    1_000_000_000  # below OpenCV's own ceiling (2**30): a budget above it would mean nothing
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI = b"\xff\xd8\xff"
-# Start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+# Start-of-frame markers carry the size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do
+# not.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}  # restart markers and TEM: no length field
+_JPEG_STANDALONE = frozenset(range(0xD0, 0xD8)) | {
+    0x01
+}  # restart markers and TEM: no length field
 
 # First bytes of the formats OpenCV would otherwise decode, to say which one was refused.
-_OTHER_FORMATS = ((b"P1", "PBM"), (b"P2", "PGM"), (b"P3", "PPM"), (b"P4", "PBM"), (b"P5", "PGM"),
-                  (b"P6", "PPM"), (b"P7", "PAM"), (b"Pf", "PFM"), (b"PF", "PFM"), (b"II*\x00", "TIFF"),
-                  (b"MM\x00*", "TIFF"), (b"BM", "BMP"), (b"GIF8", "GIF"), (b"#?RADIANCE", "HDR"),
-                  (b"#?RGBE", "HDR"), (b"v/1\x01", "OpenEXR"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
-                  (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x59\xa6\x6a\x95", "Sun raster"))
+_OTHER_FORMATS = (
+    (b"P1", "PBM"),
+    (b"P2", "PGM"),
+    (b"P3", "PPM"),
+    (b"P4", "PBM"),
+    (b"P5", "PGM"),
+    (b"P6", "PPM"),
+    (b"P7", "PAM"),
+    (b"Pf", "PFM"),
+    (b"PF", "PFM"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"GIF8", "GIF"),
+    (b"#?RADIANCE", "HDR"),
+    (b"#?RGBE", "HDR"),
+    (b"v/1\x01", "OpenEXR"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x59\xa6\x6a\x95", "Sun raster"),
+)
 
 
 @dataclass(frozen=True)
 class DecodeOptions(Checked):
-    """How large an image any decoder of fer_ros may produce (fer_node's `max_pixels` parameter)."""
+    """How large an image any decoder of fer_ros may produce (fer_node's `max_pixels`
+    parameter)."""
 
-    max_pixels: int = option(DEFAULT_MAX_PIXELS, "Refuse a frame (raw, or JPEG/PNG by its header before decoding) "
-                             "of more than this many pixels (default 16 MP: 12 MP camera frames pass)", 1,
-                             OPENCV_MAX_PIXELS)
+    max_pixels: int = option(
+        DEFAULT_MAX_PIXELS,
+        "Refuse a frame (raw, or JPEG/PNG by its header before decoding) "
+        "of more than this many pixels (default 16 MP: 12 MP camera frames pass)",
+        1,
+        OPENCV_MAX_PIXELS,
+    )
 
 
 def format_name(data: bytes) -> str:
-    """'jpeg' or 'png' from the first bytes; otherwise the name of what it looks like, in capitals."""
+    """'jpeg' or 'png' from the first bytes; otherwise the name of what it looks like, in
+    capitals."""
     head = bytes(data[:16])
     if head.startswith(PNG_SIGNATURE):
         return "png"
@@ -89,11 +118,13 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
             continue
         if marker in (0xD9, 0xDA):  # end of image, or a scan, before any frame header
             break
-        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker in _JPEG_SOF:
             if length < 8 or pos + 9 > end:
                 break
-            return int.from_bytes(data[pos + 7:pos + 9], "big"), int.from_bytes(data[pos + 5:pos + 7], "big")
+            return int.from_bytes(data[pos + 7 : pos + 9], "big"), int.from_bytes(
+                data[pos + 5 : pos + 7], "big"
+            )
         if length < 2:
             raise FrameError(f"corrupt JPEG: segment of length {length} at byte {pos}")
         pos += 2 + length
@@ -116,15 +147,26 @@ def encoded_size(data: bytes) -> tuple[str, int, int]:
 def check_pixels(width: int, height: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
     """FrameError unless width x height is a plausible image within the pixel budget."""
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
-        raise FrameError(f"image size {width}x{height} is zero or absurd (at most {MAX_SIDE} a side)")
+        raise FrameError(
+            f"image size {width}x{height} is zero or absurd (at most {MAX_SIDE} a side)"
+        )
     if width * height > max_pixels:
-        raise FrameError(f"image of {width}x{height} = {width * height} pixels is above max_pixels ({max_pixels})")
+        raise FrameError(
+            f"image of {width}x{height} = {width * height} pixels is above max_pixels "
+            f"({max_pixels})"
+        )
 
 
-def decode(data, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode(
+    data, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """A JPEG or PNG (bytes or a uint8 buffer) decoded by OpenCV (BGR with IMREAD_COLOR), after its
     format and size passed the checks; FrameError names what was refused."""
-    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1)
+    buffer = (
+        np.frombuffer(data, dtype=np.uint8)
+        if not isinstance(data, np.ndarray)
+        else data.reshape(-1)
+    )
     kind, width, height = encoded_size(buffer)
     check_pixels(width, height, max_pixels)
     try:
@@ -136,7 +178,9 @@ def decode(data, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PI
     return image
 
 
-def read_image(path: str | Path, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: str | Path, flags: int = cv2.IMREAD_COLOR, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """An image file through the same checks as a frame (instead of cv2.imread, which has none)."""
     data = read_file(path)
     try:
@@ -161,8 +205,9 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         if not stat.S_ISREG(info.st_mode):
             raise FrameError(f"{path} is {_file_kind(info.st_mode)}, not an image file: refused")
         if info.st_size > max_bytes:
-            raise FrameError(f"{path} is {info.st_size} bytes, more than an image file may be "
-                             f"({max_bytes})")
+            raise FrameError(
+                f"{path} is {info.st_size} bytes, more than an image file may be ({max_bytes})"
+            )
         with os.fdopen(os.dup(fd), "rb") as f:
             data = f.read(max_bytes + 1)  # a file that grows while read is cut off, not followed
     finally:

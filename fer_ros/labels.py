@@ -12,12 +12,21 @@ LABEL_SETS = {"fer7": FER7, "affectnet8": AFFECTNET8}
 
 # Names the data sets (and people) use for the canonical classes.
 ALIASES = {
-    "angry": "angry", "anger": "angry",
-    "disgust": "disgust", "disgusted": "disgust",
-    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear",
-    "happy": "happy", "happiness": "happy", "joy": "happy",
-    "sad": "sad", "sadness": "sad",
-    "surprise": "surprise", "surprised": "surprise",
+    "angry": "angry",
+    "anger": "angry",
+    "disgust": "disgust",
+    "disgusted": "disgust",
+    "fear": "fear",
+    "fearful": "fear",
+    "afraid": "fear",
+    "scared": "fear",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "surprise": "surprise",
+    "surprised": "surprise",
     "neutral": "neutral",
     "contempt": "contempt",
 }

@@ -1,5 +1,6 @@
 """Classification metrics from a confusion matrix (rows: true class, columns: predicted class), the
-plots of a run, and latency percentiles: what training, evaluation, the bag tools and the node report.
+plots of a run, and latency percentiles: what training, evaluation, the bag tools and the node
+report.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import torch
 
 
 def confusion_matrix(true: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """(num_classes, num_classes) int64 counts; entries with true < 0 (unusable samples) are skipped."""
+    """(num_classes, num_classes) int64 counts; entries with true < 0 (unusable samples) are
+    skipped."""
     keep = true >= 0
     idx = true[keep].long() * num_classes + pred[keep].long()
     return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
@@ -25,8 +27,11 @@ def summarize(cm: torch.Tensor, classes: tuple[str, ...] | list[str]) -> dict:
     support, predicted = cm.sum(1), cm.sum(0)
     recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
     precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
-    f1 = torch.where(recall + precision > 0, 2 * recall * precision / (recall + precision).clamp(min=1e-12),
-                     torch.zeros_like(tp))
+    f1 = torch.where(
+        recall + precision > 0,
+        2 * recall * precision / (recall + precision).clamp(min=1e-12),
+        torch.zeros_like(tp),
+    )
     present = support > 0  # macro averages over the classes the set contains
     return {
         "samples": int(total),
@@ -34,8 +39,12 @@ def summarize(cm: torch.Tensor, classes: tuple[str, ...] | list[str]) -> dict:
         "macro_f1": f1[present].mean().item() if present.any() else 0.0,
         "mean_recall": recall[present].mean().item() if present.any() else 0.0,
         "per_class": {
-            c: {"recall": recall[i].item(), "precision": precision[i].item(), "f1": f1[i].item(),
-                "support": int(support[i].item())}
+            c: {
+                "recall": recall[i].item(),
+                "precision": precision[i].item(),
+                "f1": f1[i].item(),
+                "support": int(support[i].item()),
+            }
             for i, c in enumerate(classes)
         },
     }
@@ -59,8 +68,15 @@ def plot_confusion(cm: torch.Tensor, classes, path: str | Path, title: str = "")
     ax.set_ylabel("true")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{norm[i, j]:.0%}\n{int(cm[i, j])}", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.0%}\n{int(cm[i, j])}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     if title:
         ax.set_title(title)
     fig.tight_layout()
@@ -105,12 +121,19 @@ def latency_stats(values) -> dict:
     if a.size == 0:
         return {"count": 0, "mean": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"count": int(a.size), "mean": float(a.mean()), "p50": float(p50), "p95": float(p95),
-            "p99": float(p99), "max": float(a.max())}
+    return {
+        "count": int(a.size),
+        "mean": float(a.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "max": float(a.max()),
+    }
 
 
 def calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 15) -> float:
-    """Expected calibration error: the gap between confidence (the arg-max probability) and accuracy,
+    """Expected calibration error: the gap between confidence (the arg-max probability) and
+    accuracy,
     averaged over `bins` equal-width confidence bins weighted by how many answers fall in each."""
     probs, true = np.asarray(probs, np.float64), np.asarray(true)
     confidence, correct = probs.max(1), probs.argmax(1) == true

@@ -13,22 +13,41 @@ from __future__ import annotations
 import dataclasses
 import math
 import reprlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
 from fer_ros.errors import ConfigError, one_line
 
 
-def option(default: Any, doc: str, low: float | None = None, high: float | None = None, choices: tuple = (),
-           live: bool = True, check: Callable[[Any], str | None] | None = None):
-    """A dataclass field with its description, allowed range (either end may be open) or choices, and
-    whether it may change while the node runs (`live=False`: it applies when the node is configured).
+def option(
+    default: Any,
+    doc: str,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple = (),
+    live: bool = True,
+    check: Callable[[Any], str | None] | None = None,
+):
+    """A dataclass field with its description, allowed range (either end may be open) or choices,
+    and
+    whether it may change while the node runs (`live=False`: it applies when the node is
+    configured).
     `check`, for a rule a range or list cannot say, returns what the value must be when it is not
     allowed (e.g. "auto, cpu, cuda or cuda:N"), else None."""
-    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": tuple(choices),
-                                            "live": live, "check": check})
+    return field(
+        default=default,
+        metadata={
+            "doc": doc,
+            "low": low,
+            "high": high,
+            "choices": tuple(choices),
+            "live": live,
+            "check": check,
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -71,10 +90,16 @@ SHORT_CHARS = 120
 def short_repr(value: Any) -> str:
     """repr() for a message: a few elements of a few levels, SHORT_CHARS characters at most."""
     text = _SHORT.repr(value)
-    return text if len(text) <= SHORT_CHARS else text[:SHORT_CHARS - 3] + "..."
+    return text if len(text) <= SHORT_CHARS else text[: SHORT_CHARS - 3] + "..."
 
 
-_KINDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", tuple: "a list"}
+_KINDS = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    tuple: "a list",
+}
 
 
 def _bounds(low: float | None, high: float | None) -> str:
@@ -95,16 +120,29 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 def specs(cls) -> list[Spec]:
     """The described fields of an options dataclass, in declaration order (base classes first)."""
-    return [Spec(f.name, f.default, f.metadata.get("doc", ""), f.metadata.get("low"), f.metadata.get("high"),
-                 f.metadata.get("choices", ()), f.metadata.get("live", True), f.metadata.get("check"))
-            for f in dataclasses.fields(cls) if "doc" in f.metadata]
+    return [
+        Spec(
+            f.name,
+            f.default,
+            f.metadata.get("doc", ""),
+            f.metadata.get("low"),
+            f.metadata.get("high"),
+            f.metadata.get("choices", ()),
+            f.metadata.get("live", True),
+            f.metadata.get("check"),
+        )
+        for f in dataclasses.fields(cls)
+        if "doc" in f.metadata
+    ]
 
 
 def check_options(options, prefix: str = "") -> None:
     """Raises ConfigError for the first described field of an options object whose value is not
     allowed, naming it with `prefix` (e.g. "train." for the training config's sections)."""
     for spec in specs(type(options)):
-        if reason := dataclasses.replace(spec, name=prefix + spec.name).problem(getattr(options, spec.name)):
+        if reason := dataclasses.replace(spec, name=prefix + spec.name).problem(
+            getattr(options, spec.name)
+        ):
             raise ConfigError(reason)
 
 
@@ -118,7 +156,8 @@ def check(cls, **values: Any) -> None:
 
 class Checked:
     """Base of the options dataclasses: an instance is checked against its specs when it is made
-    (the one place a choice or range is enforced; `Spec.problem` gives the reasons), so whoever reads
+    (the one place a choice or range is enforced; `Spec.problem` gives the reasons), so whoever
+    reads
     an option need not check it again."""
 
     def __post_init__(self):
@@ -133,7 +172,9 @@ def from_params(cls, params: dict[str, Any]):
         if spec.name not in params:
             continue
         value = params[spec.name]
-        values[spec.name] = float(value) if type(spec.default) is float and type(value) is int else value
+        values[spec.name] = (
+            float(value) if type(spec.default) is float and type(value) is int else value
+        )
     return cls(**values)  # checked as it is made (Checked)
 
 
@@ -149,8 +190,10 @@ class _PlainLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
-            raise ConfigError(f"YAML aliases (*name) are not accepted (line {mark.line + 1}, "
-                              f"column {mark.column + 1}): write the value out")
+            raise ConfigError(
+                f"YAML aliases (*name) are not accepted (line {mark.line + 1}, "
+                f"column {mark.column + 1}): write the value out"
+            )
         return super().compose_node(parent, index)
 
 
@@ -160,8 +203,9 @@ def read_yaml(text: str, where: str = "YAML") -> Any:
     stay yaml.YAMLError (a -p value that is not YAML is a string, as ROS reads it); anything
     refused for its size or shape is a ConfigError naming `where`."""
     if len(text) > MAX_YAML_CHARS:
-        raise ConfigError(f"{where}: {len(text)} characters of YAML, more than the "
-                          f"{MAX_YAML_CHARS} accepted")
+        raise ConfigError(
+            f"{where}: {len(text)} characters of YAML, more than the {MAX_YAML_CHARS} accepted"
+        )
     try:
         return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader, aliases refused)
     except ConfigError as err:

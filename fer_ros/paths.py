@@ -20,9 +20,15 @@ DEFAULT_MODEL = "models/fer2013_mit_b0_64.safetensors"
 def share_dir() -> Path:
     try:
         from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
         try:
             return Path(get_package_share_directory(PACKAGE))
-        except (PackageNotFoundError, LookupError, ValueError, OSError):  # OSError: no AMENT_PREFIX_PATH
+        except (
+            PackageNotFoundError,
+            LookupError,
+            ValueError,
+            OSError,
+        ):  # OSError: no AMENT_PREFIX_PATH
             pass
     except ImportError:
         pass
@@ -40,8 +46,10 @@ def default_checkpoint() -> Path:
     """The shipped model, used wherever no checkpoint is given (node, `fer-ros run`, bag-eval)."""
     path = share_dir() / DEFAULT_MODEL
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint given and the default model {DEFAULT_MODEL} is not installed "
-                              f"({path}); set the checkpoint parameter to a fer_ros .safetensors file")
+        raise CheckpointError(
+            f"no checkpoint given and the default model {DEFAULT_MODEL} is not installed "
+            f"({path}); set the checkpoint parameter to a fer_ros .safetensors file"
+        )
     return path
 
 
@@ -56,7 +64,8 @@ def existing_file(path, what: str, error: type[FerRosError] = FerRosError) -> Pa
 
 
 def output_folder(path, what: str) -> Path:
-    """`path` when it is a folder or does not exist yet; a file there is refused before any work."""
+    """`path` when it is a folder or does not exist yet; a file there is refused before any
+    work."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{what} {path} is a file, not a folder: choose another")

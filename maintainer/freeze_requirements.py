@@ -18,15 +18,21 @@ def main() -> None:
     python = sys.argv[1] if len(sys.argv) > 1 else sys.executable
     source = sys.argv[2] if len(sys.argv) > 2 else "requirements.in"
     target = sys.argv[3] if len(sys.argv) > 3 else "lock"
-    lines = subprocess.run([python, "-m", "pip", "freeze", "--exclude-editable"],
-                           check=True, capture_output=True, text=True).stdout.splitlines()
+    lines = subprocess.run(
+        [python, "-m", "pip", "freeze", "--exclude-editable"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     pins = [line for line in lines if "==" in line and not line.startswith("fer_ros")]
     names = {line.split("==")[0].lower().replace("_", "-") for line in pins}
     markers = {}
     for line in open(source).read().splitlines():
         spec, _, marker = line.split("#")[0].partition(";")
         if marker.strip():
-            markers[re.split(r"[=<>!~\[ ]", spec.strip())[0].lower().replace("_", "-")] = marker.strip()
+            markers[re.split(r"[=<>!~\[ ]", spec.strip())[0].lower().replace("_", "-")] = (
+                marker.strip()
+            )
     print(f"# Generated from {source} by 'make {target}'. Do not edit by hand.")
     for line in pins:
         name = line.split("==")[0].lower().replace("_", "-")

@@ -16,8 +16,18 @@ PARAMETERS = REPO / "docs" / "parameters.md"
 README = REPO / "README.md"
 HEAD = "| parameter | default | what it does |\n|---|---|---|\n"
 # The parameters people change: the README's short table, in the node's order.
-COMMON = ("checkpoint", "device", "detector", "min_face_size", "max_faces", "smoothing",
-          "confidence_threshold", "image_transport", "max_rate", "hri")
+COMMON = (
+    "checkpoint",
+    "device",
+    "detector",
+    "min_face_size",
+    "max_faces",
+    "smoothing",
+    "confidence_threshold",
+    "image_transport",
+    "max_rate",
+    "hri",
+)
 
 
 def shown(value) -> str:
@@ -26,10 +36,15 @@ def shown(value) -> str:
 
 def rows(names=None) -> list[str]:
     """One table row per parameter (all of them, or those named), in the node's order."""
-    return [f"| `{name}` | `{shown(s.default)}` | {s.doc}"
-            + (f" ({s.low:g}–{s.high:g})" if s.low is not None else "")
-            + "." + ("" if s.live else " *Set before configure.*") + " |"
-            for name, s in PARAMS.items() if names is None or name in names]
+    return [
+        f"| `{name}` | `{shown(s.default)}` | {s.doc}"
+        + (f" ({s.low:g}–{s.high:g})" if s.low is not None else "")
+        + "."
+        + ("" if s.live else " *Set before configure.*")
+        + " |"
+        for name, s in PARAMS.items()
+        if names is None or name in names
+    ]
 
 
 def table(text: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""Reading back what a test wrote or recorded: a whole bag, and whether a staged write left anything."""
+"""Reading back what a test wrote or recorded: a whole bag, and whether a staged write left
+anything."""
 
 from pathlib import Path
 
@@ -14,7 +15,8 @@ def read_bag(path):
     with Reader(path) as reader:
         for connection, t, raw in reader.messages():
             out.setdefault(connection.topic, []).append(
-                (connection.msgtype, t, store.deserialize_cdr(raw, connection.msgtype)))
+                (connection.msgtype, t, store.deserialize_cdr(raw, connection.msgtype))
+            )
     return out
 
 

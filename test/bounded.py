@@ -31,8 +31,13 @@ def run_bounded(code: str, memory_gb: float = 1.5, timeout: float = 60):
     is reported as exit code -9 with what it printed so far."""
     prelude = _PRELUDE.format(limit=int(memory_gb * 2**30), source=str(REPO / "fer_ros"))
     try:
-        return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        return subprocess.run(
+            [sys.executable, "-c", prelude + textwrap.dedent(code)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=REPO,
+        )
     except subprocess.TimeoutExpired as err:
         out = err.stdout.decode() if isinstance(err.stdout, bytes) else err.stdout or ""
         return subprocess.CompletedProcess(err.cmd, -9, out, f"timed out after {timeout} s")

@@ -4,7 +4,8 @@ Layout: test/unit/ mirrors the package and needs no DDS; test/ros/ runs real pro
 DDS (fer_node, fer-ros, launch); test/package/ checks the install, the docs and the architecture.
 
 Imports in this process read fer_ros's Python modules from the SOURCE tree and only what the build
-generates (fer_ros.msg and its compiled type support, which the source tree lacks) from the installed
+generates (fer_ros.msg and its compiled type support, which the source tree lacks) from the
+installed
 package: a unit test sees an edit at once (`make unit`), without reinstalling. Child processes
 (fer-ros, fer_node, launch) run the installed package, so the ros/ and package/ tests need
 `make install` after an edit (`make test` does it).
@@ -13,7 +14,6 @@ package: a unit test sees an edit at once (`make unit`), without reinstalling. C
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,10 +28,15 @@ def _source_first() -> None:
 
     installed = importlib.util.find_spec("fer_ros")
     if installed is None or not installed.origin:
-        raise pytest.UsageError("fer_ros is not installed: run `make install` once (it generates the messages)")
+        raise pytest.UsageError(
+            "fer_ros is not installed: run `make install` once (it generates the messages)"
+        )
     folder = Path(installed.origin).parent
     spec = importlib.util.spec_from_file_location(
-        "fer_ros", installed.origin, submodule_search_locations=[str(REPO / "fer_ros"), str(folder)])
+        "fer_ros",
+        installed.origin,
+        submodule_search_locations=[str(REPO / "fer_ros"), str(folder)],
+    )
     package = importlib.util.module_from_spec(spec)
     sys.modules["fer_ros"] = package
     spec.loader.exec_module(package)
@@ -49,9 +54,10 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 private_graph()
 # Camera-sized frames leave this process as they would leave a camera driver: with the shipped
 # Fast DDS profile (tests that need the default transport remove it for their own child).
-os.environ.setdefault(profile_variable(), str(Path(sys.prefix) / "share" / "fer_ros" / "config"
-                                              / "fastdds_large_images.xml"))
-
+os.environ.setdefault(
+    profile_variable(),
+    str(Path(sys.prefix) / "share" / "fer_ros" / "config" / "fastdds_large_images.xml"),
+)
 
 
 @pytest.fixture
@@ -62,7 +68,9 @@ def spawn(tmp_path):
         from fer_ros.tools.demo import Child
 
         name = name or "child"
-        child = Child(name, [sys.executable, *args], tmp_path / f"{name}-{len(children)}.log", env=env)
+        child = Child(
+            name, [sys.executable, *args], tmp_path / f"{name}-{len(children)}.log", env=env
+        )
         children.append(child)
         return child
 
@@ -75,6 +83,7 @@ def spawn(tmp_path):
 def ros():
     """rclpy, initialised once per test process."""
     import rclpy
+
     if not rclpy.ok():
         rclpy.init()
     yield rclpy
@@ -86,21 +95,26 @@ def small_checkpoint(tmp_path_factory) -> Path:
     """A real checkpoint (random MiT-b0 weights, 64x64 RGB input), written by save_checkpoint."""
     import torch
 
-    from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
     from fer_ros.labels import FER7
+    from fer_ros.model.checkpoint import ModelMeta, save_checkpoint
     from fer_ros.model.mit import build_model
     from fer_ros.model.preprocess import Preprocess
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "small.safetensors"
-    meta = ModelMeta(labels=list(FER7), arch={"variant": "mit_b0", "num_classes": 7},
-                     preprocess=Preprocess(input_size=64, color="rgb"), dataset="random-test-weights")
+    meta = ModelMeta(
+        labels=list(FER7),
+        arch={"variant": "mit_b0", "num_classes": 7},
+        preprocess=Preprocess(input_size=64, color="rgb"),
+        dataset="random-test-weights",
+    )
     save_checkpoint(path, build_model("mit_b0", num_classes=7).eval(), meta)
     return path
 
 
 # -- upstream ROS tools and interface packages -------------------------------------------------
-# `ros2 launch` / `ros2 topic ...` and vision_msgs / hri_msgs are not wheels: test/ros_tools.py builds
+# `ros2 launch` / `ros2 topic ...` and vision_msgs / hri_msgs are not wheels: test/ros_tools.py
+# builds
 # them from ../shared/vendor/ros2 into a throw-away layer. That takes minutes, so the build starts
 # in the background as soon as a collected test asks for the layer, and overlaps the other tests.
 
@@ -121,9 +135,16 @@ def pytest_collection_modifyitems(session, config, items):
         return
     base = Path(tempfile.mkdtemp(prefix="fer_ros_layer-"))
     log = open(base / "build.log", "wb")
-    _LAYER.update(base=base, log=log, proc=subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "ros_tools.py"), str(base)], stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True))
+    _LAYER.update(
+        base=base,
+        log=log,
+        proc=subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "ros_tools.py"), str(base)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    )
 
 
 def pytest_unconfigure(config):

@@ -6,7 +6,8 @@ None of them is on PyPI. Their unmodified upstream sources lie in ../shared/vend
 README.md) on machines that have them; they are never copied into this project. `build_layer`
 unpacks them under a folder the caller owns (a pytest tmp dir), builds the interface packages with
 colcon + rosidl against the wheels (as test_colcon.py builds fer_ros), pip-installs the pure-Python
-tools and their missing PyPI dependencies into the same prefix, and returns the environment in which
+tools and their missing PyPI dependencies into the same prefix, and returns the environment in
+which
 `ros2` sees the layer, the venv and the fer_ros that `make install` put there.
 
 Importing this module imports nothing of ROS.
@@ -29,16 +30,31 @@ INTERFACES_TARBALL = "interface-packages.tar.gz"
 # Built with rosidl; launch_ros imports composition_interfaces.srv whenever a launch file loads.
 INTERFACE_PACKAGES = ("composition_interfaces", "vision_msgs", "hri_msgs")
 # pip-installed in this order (launch before the packages that extend it).
-PYTHON_TOOLS = ("launch", "launch_xml", "launch_yaml", "rosidl_runtime_py", "launch_ros", "ros2cli",
-                "ros2pkg", "ros2run", "ros2topic", "ros2node", "ros2param", "ros2lifecycle",
-                "ros2interface", "ros2service", "ros2launch")
+PYTHON_TOOLS = (
+    "launch",
+    "launch_xml",
+    "launch_yaml",
+    "rosidl_runtime_py",
+    "launch_ros",
+    "ros2cli",
+    "ros2pkg",
+    "ros2run",
+    "ros2topic",
+    "ros2node",
+    "ros2param",
+    "ros2lifecycle",
+    "ros2interface",
+    "ros2service",
+    "ros2launch",
+)
 # The tools' run-time needs from PyPI, as (requirement, module); the ROS wheels bring lark, PyYAML,
 # catkin_pkg, empy and numpy already. Only those the venv lacks go into the layer.
 PYPI_DEPENDENCIES = (("osrf-pycommon==2.0.2", "osrf_pycommon"), ("psutil==7.2.2", "psutil"))
 
 # CMAKE_PROJECT_INCLUDE for the upstream packages, the fix fer_ros's CMakeLists.txt carries itself:
 # the wheels' exported *__rosidl_generator_py targets name the include directories of the machine
-# that built the wheels (/opt/python/...), which CMake rejects. Deferred to the end of the top-level
+# that built the wheels (/opt/python/...), which CMake rejects. Deferred to the end of the
+# top-level
 # directory so that every target rosidl_generate_interfaces pulled in is covered.
 _WHEELS_FIX_CMAKE = r"""
 function(_wheels_fix_rosidl_generator_py_includes)
@@ -60,7 +76,8 @@ function(_wheels_fix_rosidl_generator_py_includes)
   endforeach()
 endfunction()
 if(CMAKE_CURRENT_SOURCE_DIR STREQUAL CMAKE_SOURCE_DIR)
-  cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}" CALL _wheels_fix_rosidl_generator_py_includes)
+  cmake_language(DEFER DIRECTORY "${CMAKE_SOURCE_DIR}"
+                 CALL _wheels_fix_rosidl_generator_py_includes)
 endif()
 """
 
@@ -71,21 +88,29 @@ class LayerError(RuntimeError):
 
 @dataclass
 class Layer:
-    prefix: Path    # install prefix: bin/ros2, lib/, lib/python3.X/site-packages, share/
-    env: dict       # environment for `ros2 ...` and for Pythons that import the layer's packages
-    seconds: dict = field(default_factory=dict)   # wall time per build step
+    prefix: Path  # install prefix: bin/ros2, lib/, lib/python3.X/site-packages, share/
+    env: dict  # environment for `ros2 ...` and for Pythons that import the layer's packages
+    seconds: dict = field(default_factory=dict)  # wall time per build step
 
     def ros2(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
         """`ros2 <args>` in the layer's environment, output captured."""
-        return subprocess.run([str(self.prefix / "bin" / "ros2"), *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(self.prefix / "bin" / "ros2"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 def missing(python: str = sys.executable) -> str | None:
     """Why a layer cannot be built here (a skip reason), or None."""
     for name in (TOOLS_TARBALL, INTERFACES_TARBALL):
         if not (VENDOR / name).is_file():
-            return f"{VENDOR / name} is absent (upstream ROS 2 tools, see ../shared/vendor/ros2/README.md)"
+            return (
+                f"{VENDOR / name} is absent (upstream ROS 2 tools, "
+                "see ../shared/vendor/ros2/README.md)"
+            )
     if shutil.which("cmake") is None:
         return "cmake is not installed"
     if not (Path(python).parent / "colcon").exists():
@@ -115,7 +140,9 @@ def build_layer(base: Path, python: str = sys.executable, workers: int | None = 
     with tarfile.open(VENDOR / TOOLS_TARBALL) as tar:
         tar.extractall(tools, filter="data")
     shutil.move(tools / "composition_interfaces", src / "composition_interfaces")
-    for name in PYTHON_TOOLS:   # setuptools would reuse the tarball's build/ and *.egg-info leftovers
+    for (
+        name
+    ) in PYTHON_TOOLS:  # setuptools would reuse the tarball's build/ and *.egg-info leftovers
         for leftover in [tools / name / "build", *(tools / name).glob("*.egg-info")]:
             shutil.rmtree(leftover, ignore_errors=True)
     fix = base / "wheels_rosidl_fix.cmake"
@@ -123,34 +150,78 @@ def build_layer(base: Path, python: str = sys.executable, workers: int | None = 
     seconds["unpack"] = time.monotonic() - start
 
     start = time.monotonic()
-    env = dict(_without_layers(dict(os.environ)), AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv))
-    command = [str(Path(python).parent / "colcon"), "--log-base", str(base / "log"), "build",
-               "--merge-install", "--base-paths", str(src), "--build-base", str(base / "build"),
-               "--install-base", str(prefix), "--packages-select", *INTERFACE_PACKAGES,
-               "--event-handlers", "console_direct-"]
+    env = dict(
+        _without_layers(dict(os.environ)), AMENT_PREFIX_PATH=str(venv), CMAKE_PREFIX_PATH=str(venv)
+    )
+    command = [
+        str(Path(python).parent / "colcon"),
+        "--log-base",
+        str(base / "log"),
+        "build",
+        "--merge-install",
+        "--base-paths",
+        str(src),
+        "--build-base",
+        str(base / "build"),
+        "--install-base",
+        str(prefix),
+        "--packages-select",
+        *INTERFACE_PACKAGES,
+        "--event-handlers",
+        "console_direct-",
+    ]
     if workers:
         command += ["--parallel-workers", str(workers)]
-    command += ["--cmake-args", f"-DPython3_EXECUTABLE={python}", "-DBUILD_TESTING=OFF",
-                f"-DCMAKE_PROJECT_INCLUDE={fix}"]
+    command += [
+        "--cmake-args",
+        f"-DPython3_EXECUTABLE={python}",
+        "-DBUILD_TESTING=OFF",
+        f"-DCMAKE_PROJECT_INCLUDE={fix}",
+    ]
     _run("colcon build", command, cwd=base, env=env, timeout=1800)
     seconds["interfaces"] = time.monotonic() - start
 
     start = time.monotonic()
-    have = _python_output(python, "import importlib.util as u; print(' '.join(m for m in %r if u.find_spec(m)))"
-                          % [module for _, module in PYPI_DEPENDENCIES]).split()
+    have = _python_output(
+        python,
+        "import importlib.util as u; print(' '.join(m for m in %r if u.find_spec(m)))"
+        % [module for _, module in PYPI_DEPENDENCIES],
+    ).split()
     requirements = [req for req, module in PYPI_DEPENDENCIES if module not in have]
     # --no-deps: the tools' own requirements are the ROS wheels, these two and PyYAML, all present.
-    _run("pip install", [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                         "--no-warn-script-location", "--disable-pip-version-check", "--prefix", str(prefix),
-                         *(str(tools / name) for name in PYTHON_TOOLS), *requirements],
-         cwd=base, env=env, timeout=900)
+    _run(
+        "pip install",
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-warn-script-location",
+            "--disable-pip-version-check",
+            "--prefix",
+            str(prefix),
+            *(str(tools / name) for name in PYTHON_TOOLS),
+            *requirements,
+        ],
+        cwd=base,
+        env=env,
+        timeout=900,
+    )
     seconds["python_tools"] = time.monotonic() - start
 
     return Layer(prefix, layer_env(prefix, venv, python, ros_home=base / "ros_home"), seconds)
 
 
-def layer_env(prefix: Path, venv: Path, python: str = sys.executable, base_env: dict | None = None,
-              ros_home: Path | None = None) -> dict:
+def layer_env(
+    prefix: Path,
+    venv: Path,
+    python: str = sys.executable,
+    base_env: dict | None = None,
+    ros_home: Path | None = None,
+) -> dict:
     """The environment in which `ros2` and Python see the layer first, then the venv.
 
     fer_ros's share/ and lib/fer_ros/ are under the venv prefix (`make install`), so the venv stays
@@ -159,11 +230,15 @@ def layer_env(prefix: Path, venv: Path, python: str = sys.executable, base_env: 
     keeps what is already there.
     """
     env = _without_layers(dict(os.environ if base_env is None else base_env))
-    version = _python_output(python, "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')")
+    version = _python_output(
+        python, "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"
+    )
     site = prefix / "lib" / f"python{version}" / "site-packages"
 
     def prepend(name, *paths):
-        env[name] = os.pathsep.join([*map(str, paths), *filter(None, env.get(name, "").split(os.pathsep))])
+        env[name] = os.pathsep.join(
+            [*map(str, paths), *filter(None, env.get(name, "").split(os.pathsep))]
+        )
 
     prepend("PATH", prefix / "bin", Path(python).parent)
     prepend("PYTHONPATH", site)
@@ -171,27 +246,38 @@ def layer_env(prefix: Path, venv: Path, python: str = sys.executable, base_env: 
     env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix), str(venv)])
     env.pop("CMAKE_PREFIX_PATH", None)
     env.pop("COLCON_PREFIX_PATH", None)
-    if ros_home is not None:   # logs of launch and of the nodes it starts stay in the throw-away folder
+    if (
+        ros_home is not None
+    ):  # logs of launch and of the nodes it starts stay in the throw-away folder
         env.setdefault("ROS_HOME", str(ros_home))
     return env
 
 
 def _without_layers(env: dict) -> dict:
-    """env without ROS set-up inherited from a sourced workspace (it would shadow the venv's wheels)."""
+    """env without ROS set-up inherited from a sourced workspace (it would shadow the venv's
+    wheels)."""
     for name in ("AMENT_PREFIX_PATH", "CMAKE_PREFIX_PATH", "COLCON_PREFIX_PATH", "PYTHONPATH"):
         env.pop(name, None)
     return env
 
 
 def _python_output(python: str, code: str) -> str:
-    return subprocess.run([python, "-c", code], check=True, capture_output=True, text=True,
-                          env=_without_layers(dict(os.environ))).stdout.strip()
+    return subprocess.run(
+        [python, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_without_layers(dict(os.environ)),
+    ).stdout.strip()
 
 
 def _run(what: str, command: list[str], **kwargs) -> None:
     done = subprocess.run(command, capture_output=True, text=True, **kwargs)
     if done.returncode != 0:
-        raise LayerError(f"{what} failed (exit code {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+        raise LayerError(
+            f"{what} failed (exit code "
+            f"{done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        )
 
 
 def load_layer(base: Path) -> Layer:
@@ -201,7 +287,9 @@ def load_layer(base: Path) -> Layer:
     record = Path(base) / "layer.json"
     if not record.is_file():
         log = Path(base) / "build.log"
-        raise LayerError("the layer was not built:\n" + (log.read_text()[-4000:] if log.is_file() else "no log"))
+        raise LayerError(
+            "the layer was not built:\n" + (log.read_text()[-4000:] if log.is_file() else "no log")
+        )
     data = json.loads(record.read_text())
     return Layer(Path(data["prefix"]), data["env"], data["seconds"])
 
@@ -216,8 +304,9 @@ def main(argv: list[str]) -> int:
     except LayerError as err:
         print(err, file=sys.stderr)
         return 1
-    (base / "layer.json").write_text(json.dumps({"prefix": str(layer.prefix), "env": layer.env,
-                                                 "seconds": layer.seconds}))
+    (base / "layer.json").write_text(
+        json.dumps({"prefix": str(layer.prefix), "env": layer.env, "seconds": layer.seconds})
+    )
     print(f"layer built in {sum(layer.seconds.values()):.0f} s: {layer.seconds}")
     return 0
 

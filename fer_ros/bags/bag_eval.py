@@ -32,12 +32,29 @@ from collections import Counter
 from contextlib import closing
 from pathlib import Path
 
-
-from fer_ros.bags.io import (IMAGE_TYPES, LABEL_TYPE, add_topic, connections_for, labels_from_bag,
-                             labels_from_csv, message_count, open_bag, open_writer, pick_topic, staged_output,
-                             storage_of, typestore)
-from fer_ros.bags.report import NO_FACE, accuracy_with_confusion, plot_timeline, summary_lines, write_report
 from fer_ros.atomic import folder_holds
+from fer_ros.bags.io import (
+    IMAGE_TYPES,
+    LABEL_TYPE,
+    add_topic,
+    connections_for,
+    labels_from_bag,
+    labels_from_csv,
+    message_count,
+    open_bag,
+    open_writer,
+    pick_topic,
+    staged_output,
+    storage_of,
+    typestore,
+)
+from fer_ros.bags.report import (
+    NO_FACE,
+    accuracy_with_confusion,
+    plot_timeline,
+    summary_lines,
+    write_report,
+)
 from fer_ros.errors import BagError, FrameError, one_line
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS
 from fer_ros.inference.load import load_pipeline
@@ -51,39 +68,78 @@ NODE_NAME = "fer_node"
 
 
 # What --force may replace: an earlier report of bag-eval and nothing else.
-IS_REPORT = folder_holds("report.json", {"emotions", "frames.csv", "timeline.png", "confusion.png",
-                                         "confusion.json"})
+IS_REPORT = folder_holds(
+    "report.json", {"emotions", "frames.csv", "timeline.png", "confusion.png", "confusion.json"}
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", type=Path, help="rosbag2 folder (or a .db3 / .mcap file)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: <bag>_fer next to the bag)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <bag>_fer next to the bag)"
+    )
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
-    parser.add_argument("--topic", default=None,
-                        help="image topic (default: the bag's only Image / CompressedImage topic)")
-    parser.add_argument("--labels-topic", default=None,
-                        help="std_msgs/String ground-truth topic (default: the bag's only String topic, if any)")
-    parser.add_argument("--labels-csv", type=Path, default=None,
-                        help="ground truth as CSV: stamp,label (seconds) or stamp_ns,label, on header stamps")
-    parser.add_argument("--no-labels", action="store_true", help="ignore any ground truth in the bag")
-    parser.add_argument("--params-file", type=Path, default=None,
-                        help="fer_node parameters (default: the installed config/fer.yaml)")
-    parser.add_argument("--checkpoint", default=None, help="fer_ros .safetensors checkpoint (overrides the params)")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="override one node parameter, as with fer-ros run (repeatable)")
-    parser.add_argument("--namespace", default="", help="the node's namespace, for a params file keyed by it")
-    parser.add_argument("--storage", choices=("auto", "sqlite3", "mcap"), default="auto",
-                        help="storage of the output bag (default: that of the input)")
-    parser.add_argument("--limit", type=int, default=0, help="process at most this many frames (0: all)")
+    parser.add_argument(
+        "--topic",
+        default=None,
+        help="image topic (default: the bag's only Image / CompressedImage topic)",
+    )
+    parser.add_argument(
+        "--labels-topic",
+        default=None,
+        help="std_msgs/String ground-truth topic (default: the bag's only String topic, if any)",
+    )
+    parser.add_argument(
+        "--labels-csv",
+        type=Path,
+        default=None,
+        help="ground truth as CSV: stamp,label (seconds) or stamp_ns,label, on header stamps",
+    )
+    parser.add_argument(
+        "--no-labels", action="store_true", help="ignore any ground truth in the bag"
+    )
+    parser.add_argument(
+        "--params-file",
+        type=Path,
+        default=None,
+        help="fer_node parameters (default: the installed config/fer.yaml)",
+    )
+    parser.add_argument(
+        "--checkpoint", default=None, help="fer_ros .safetensors checkpoint (overrides the params)"
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="override one node parameter, as with fer-ros run (repeatable)",
+    )
+    parser.add_argument(
+        "--namespace", default="", help="the node's namespace, for a params file keyed by it"
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("auto", "sqlite3", "mcap"),
+        default="auto",
+        help="storage of the output bag (default: that of the input)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=0, help="process at most this many frames (0: all)"
+    )
 
 
 # -- parameters -------------------------------------------------------------------------------
 
 
-def node_params(params_file: Path | None, overrides: list[str], checkpoint: str | None,
-                namespace: str = "") -> dict:
-    """fer_node's parameters as the node itself would get them: the shipped config/fer.yaml, then the
+def node_params(
+    params_file: Path | None, overrides: list[str], checkpoint: str | None, namespace: str = ""
+) -> dict:
+    """fer_node's parameters as the node itself would get them: the shipped config/fer.yaml, then
+    the
     params file, then -p NAME:=VALUE, parsed and matched by rcl (wildcards such as /**/fer_node
-    included) for a node named fer_node in `namespace`, and checked against the node's declarations."""
+    included) for a node named fer_node in `namespace`, and checked against the node's
+    declarations."""
     import rclpy
     from rclpy.context import Context
     from rclpy.exceptions import ParameterException
@@ -103,18 +159,29 @@ def node_params(params_file: Path | None, overrides: list[str], checkpoint: str 
             raise BagError(f"unknown parameter {name!r}; known: {', '.join(sorted(PARAMS))}")
         args += ["-p", item]
     context = Context()
-    rclpy.init(args=[], context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    rclpy.init(
+        args=[], context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO
+    )
     try:
         try:
-            node = rclpy.create_node(NODE_NAME, namespace=namespace or None, context=context, cli_args=args,
-                                     use_global_arguments=False, start_parameter_services=False, enable_rosout=False)
+            node = rclpy.create_node(
+                NODE_NAME,
+                namespace=namespace or None,
+                context=context,
+                cli_args=args,
+                use_global_arguments=False,
+                start_parameter_services=False,
+                enable_rosout=False,
+            )
         except Exception as err:  # rcl refuses an unparsable file or argument
             raise BagError(f"cannot read the parameters: {one_line(err)}") from None
         try:
             params = {}
             for name, spec in PARAMS.items():
                 try:
-                    params[name] = node.declare_parameter(name, spec.default, descriptor(spec)).value
+                    params[name] = node.declare_parameter(
+                        name, spec.default, descriptor(spec)
+                    ).value
                 except ParameterException as err:
                     raise BagError(f"parameter {name}: {one_line(err)}") from None
                 if reason := spec.problem(params[name]):
@@ -135,8 +202,24 @@ def say(text) -> None:
 # -- the run ----------------------------------------------------------------------------------
 
 
-CSV_FIXED = ["frame", "bag_time_ns", "stamp_ns", "status", "faces", "label", "confidence", "face_id",
-             "x", "y", "width", "height", "truth", "detect_ms", "classify_ms", "total_ms"]
+CSV_FIXED = [
+    "frame",
+    "bag_time_ns",
+    "stamp_ns",
+    "status",
+    "faces",
+    "label",
+    "confidence",
+    "face_id",
+    "x",
+    "y",
+    "width",
+    "height",
+    "truth",
+    "detect_ms",
+    "classify_ms",
+    "total_ms",
+]
 
 
 def deserialize(store, connection, raw):
@@ -149,25 +232,52 @@ def deserialize(store, connection, raw):
 
 def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels=()) -> dict:
     """One CSV row: the frame's stamps and the largest face's result (empty fields for none)."""
-    row = {"frame": index, "bag_time_ns": bag_ns, "stamp_ns": stamp_ns(msg.header) if msg is not None else "",
-           "truth": truth_label or ""}
+    row = {
+        "frame": index,
+        "bag_time_ns": bag_ns,
+        "stamp_ns": stamp_ns(msg.header) if msg is not None else "",
+        "truth": truth_label or "",
+    }
     if result is None:
         return row
-    row.update(status="ok", faces=len(result.faces), detect_ms=round(result.detect_ms, 3),
-               classify_ms=round(result.classify_ms, 3), total_ms=round(total_ms, 3))
+    row.update(
+        status="ok",
+        faces=len(result.faces),
+        detect_ms=round(result.detect_ms, 3),
+        classify_ms=round(result.classify_ms, 3),
+        total_ms=round(total_ms, 3),
+    )
     if result.faces:
         best = result.faces[0]
         x, y, w, h = best.box
-        row.update(label=best.label, confidence=round(best.confidence, 4), face_id=best.face_id, x=x, y=y,
-                   width=w, height=h, **{f"p_{c}": round(float(p), 4) for c, p in zip(labels, best.probabilities)})
+        row.update(
+            label=best.label,
+            confidence=round(best.confidence, 4),
+            face_id=best.face_id,
+            x=x,
+            y=y,
+            width=w,
+            height=h,
+            **{f"p_{c}": round(float(p), 4) for c, p in zip(labels, best.probabilities)},
+        )
     return row
 
 
-def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage: str,
-                 limit: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list, Counter]:
+def run_pipeline(
+    reader,
+    topic,
+    truth,
+    engine,
+    pipeline,
+    bag_out: Path,
+    storage: str,
+    limit: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[list, Counter]:
     """Every frame of `topic` through the node's frame stream, results into a new bag; (rows, skip
     reasons). A frame's receipt is its bag time; there is no transport and no mailbox (frames wait
-    for the pipeline), so a result's latency_ms and processing_ms are both its own decode + pipeline time."""
+    for the pipeline), so a result's latency_ms and processing_ms are both its own decode +
+    pipeline time."""
     from tqdm import tqdm
 
     store = typestore()
@@ -180,8 +290,15 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
     writer = open_writer(bag_out, storage)
 
     def write(bag_ns, header, result, timing):
-        array, faces = emotion_messages(result, header, labels, engine.model_id, classes,
-                                        timing.processing_ms, timing.processing_ms)
+        array, faces = emotion_messages(
+            result,
+            header,
+            labels,
+            engine.model_id,
+            classes,
+            timing.processing_ms,
+            timing.processing_ms,
+        )
         writer.write(emotions_conn, bag_ns, store.serialize_cdr(array, array.__msgtype__))
         if faces:
             writer.write(emotion_conn, bag_ns, store.serialize_cdr(faces[0], faces[0].__msgtype__))
@@ -190,9 +307,16 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
         emotion_conn = add_topic(writer, "/emotion", "fer_ros/msg/EmotionStamped")
         emotions_conn = add_topic(writer, "/emotions", "fer_ros/msg/EmotionArray")
         messages = reader.messages(connections=connections_for(reader, topic))
-        for index, (connection, bag_ns, raw) in enumerate(tqdm(
-                messages, total=hint or None, desc=f"bag-eval {topic}", unit="frame", disable=None,
-                file=sys.stderr)):
+        for index, (connection, bag_ns, raw) in enumerate(
+            tqdm(
+                messages,
+                total=hint or None,
+                desc=f"bag-eval {topic}",
+                unit="frame",
+                disable=None,
+                file=sys.stderr,
+            )
+        ):
             if limit and index >= limit:
                 break
             frame = offline_frame(None, bag_ns)  # timed from before deserialising
@@ -202,26 +326,39 @@ def run_pipeline(reader, topic, truth, engine, pipeline, bag_out: Path, storage:
                 frame.item = msg
                 try:
                     _, result, timing = stream.process(
-                        frame, stamp_ns(msg.header), lambda m: message_to_rgb(m, max_pixels), lambda: 0,
-                        lambda rgb, result, timing: write(bag_ns, msg.header, result, timing))
+                        frame,
+                        stamp_ns(msg.header),
+                        lambda m: message_to_rgb(m, max_pixels),
+                        lambda: 0,
+                        # Called before process() returns, in this iteration.
+                        lambda rgb, result, timing: write(bag_ns, msg.header, result, timing),  # noqa: B023
+                    )
                 except FrameError as err:
                     reason = str(err)
             if reason:
                 stream.count("bad")
                 skipped[reason] += 1
-                rows.append({**frame_row(index, bag_ns, msg, truth_label), "status": f"skipped: {reason}"})
+                rows.append(
+                    {**frame_row(index, bag_ns, msg, truth_label), "status": f"skipped: {reason}"}
+                )
                 continue
-            rows.append(frame_row(index, bag_ns, msg, truth_label, result, timing.processing_ms, labels))
+            rows.append(
+                frame_row(index, bag_ns, msg, truth_label, result, timing.processing_ms, labels)
+            )
     except Exception as err:
-        raise BagError(f"reading {topic} failed part-way, nothing written: {one_line(err)}") from None
+        raise BagError(
+            f"reading {topic} failed part-way, nothing written: {one_line(err)}"
+        ) from None
     finally:
         writer.close()
     return rows, skipped
 
 
-def build_report(rows, skipped, truth, labels, engine, pipeline, params, out: Path, title: str,
-                 elapsed: float) -> dict:
-    """report.json's content; writes frames.csv, timeline.png and (with truth) the confusion matrix."""
+def build_report(
+    rows, skipped, truth, labels, engine, pipeline, params, out: Path, title: str, elapsed: float
+) -> dict:
+    """report.json's content; writes frames.csv, timeline.png and (with truth) the confusion
+    matrix."""
     with open(out / "frames.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_FIXED + [f"p_{c}" for c in labels], restval="")
         writer.writeheader()
@@ -229,20 +366,48 @@ def build_report(rows, skipped, truth, labels, engine, pipeline, params, out: Pa
     done = [r for r in rows if r.get("status") == "ok"]
     first_ns = done[0]["bag_time_ns"]
     predicted = [r.get("label") or NO_FACE for r in done]
-    plot_timeline([(r["bag_time_ns"] - first_ns) * 1e-9 for r in done], predicted,
-                  [r.get("confidence") or 0.0 for r in done], [r["truth"] or None for r in done], labels,
-                  out / "timeline.png", title=title)
+    plot_timeline(
+        [(r["bag_time_ns"] - first_ns) * 1e-9 for r in done],
+        predicted,
+        [r.get("confidence") or 0.0 for r in done],
+        [r["truth"] or None for r in done],
+        labels,
+        out / "timeline.png",
+        title=title,
+    )
     pairs = [(r["truth"], p) for r, p in zip(done, predicted) if r["truth"]]
     return {
-        "title": title, "model": engine.model_id, "labels": labels, "device": engine.device,
+        "title": title,
+        "model": engine.model_id,
+        "labels": labels,
+        "device": engine.device,
         "backend": engine.backend,
-        "pipeline": {**{k: params[k] for k in ("detector", "detect_every", "face_crop", "face_margin", "smoothing",
-                                               "confidence_threshold") if k in params},
-                     "detector_used": pipeline.detector_name},
-        "frames": {"total": len(rows), "processed": len(done), "skipped": sum(skipped.values()),
-                   "with_face": sum(1 for p in predicted if p != NO_FACE)},
+        "pipeline": {
+            **{
+                k: params[k]
+                for k in (
+                    "detector",
+                    "detect_every",
+                    "face_crop",
+                    "face_margin",
+                    "smoothing",
+                    "confidence_threshold",
+                )
+                if k in params
+            },
+            "detector_used": pipeline.detector_name,
+        },
+        "frames": {
+            "total": len(rows),
+            "processed": len(done),
+            "skipped": sum(skipped.values()),
+            "with_face": sum(1 for p in predicted if p != NO_FACE),
+        },
         "skipped_reasons": dict(skipped.most_common()),
-        "latency_ms": {name: latency_stats(r[f"{name}_ms"] for r in done) for name in ("detect", "classify", "total")},
+        "latency_ms": {
+            name: latency_stats(r[f"{name}_ms"] for r in done)
+            for name in ("detect", "classify", "total")
+        },
         "throughput_fps": len(done) / elapsed if elapsed > 0 else 0.0,
         "predicted_counts": dict(Counter(predicted).most_common()),
         "ground_truth": truth.source if truth is not None else None,
@@ -259,15 +424,19 @@ def count_note(topic: str, listed: int, read: int, limit: int) -> str | None:
     if listed == read or (stopped and listed >= read):
         return None
     held = f"holds at least {read}" if stopped else f"holds {read}"
-    return (f"metadata.yaml lists {listed} messages on {topic} but the bag {held}: the frames "
-            "were counted as read (the metadata is stale or was edited)")
+    return (
+        f"metadata.yaml lists {listed} messages on {topic} but the bag {held}: the frames "
+        "were counted as read (the metadata is stale or was edited)"
+    )
 
 
 def truth_note(truth) -> str | None:
     if truth is None or not truth.undecodable:
         return None
-    return (f"{truth.undecodable} label records of {truth.source} could not be decoded: the "
-            "frames they would label are not scored")
+    return (
+        f"{truth.undecodable} label records of {truth.source} could not be decoded: the "
+        "frames they would label are not scored"
+    )
 
 
 def ground_truth(reader, args):
@@ -275,8 +444,14 @@ def ground_truth(reader, args):
         return labels_from_csv(args.labels_csv)
     if args.no_labels:
         return None
-    topic = pick_topic(reader, (LABEL_TYPE,), args.labels_topic, "label (std_msgs/String)", "--labels-topic",
-                       required=False)
+    topic = pick_topic(
+        reader,
+        (LABEL_TYPE,),
+        args.labels_topic,
+        "label (std_msgs/String)",
+        "--labels-topic",
+        required=False,
+    )
     return labels_from_bag(reader, topic) if topic else None
 
 
@@ -294,18 +469,46 @@ def bag_report(args) -> tuple[dict, Path]:
         started = time.perf_counter()
         try:
             with staged_output(out, args.force, made_by=IS_REPORT, inputs=inputs) as tmp:
-                rows, skipped = run_pipeline(reader, topic, truth, engine, pipeline, tmp / "emotions", storage,
-                                             args.limit, params["max_pixels"])
+                rows, skipped = run_pipeline(
+                    reader,
+                    topic,
+                    truth,
+                    engine,
+                    pipeline,
+                    tmp / "emotions",
+                    storage,
+                    args.limit,
+                    params["max_pixels"],
+                )
                 listed = message_count(reader, topic)
                 if not any(r.get("status") == "ok" for r in rows):
                     empty = "the topic holds no message" + (
-                        f" (metadata.yaml lists {listed})" if listed else "")
+                        f" (metadata.yaml lists {listed})" if listed else ""
+                    )
                     reasons = "; ".join(f"{n}x {r}" for r, n in skipped.most_common(3)) or empty
-                    raise BagError(f"no frame of {topic} could be processed, nothing written: {reasons}")
-                notes = [note for note in (count_note(topic, listed, len(rows), args.limit),
-                                           truth_note(truth)) if note]
-                report = build_report(rows, skipped, truth, pipeline.labels, engine, pipeline, params, tmp,
-                                      f"{bag.name} {topic} - {engine.model_id}", time.perf_counter() - started)
+                    raise BagError(
+                        f"no frame of {topic} could be processed, nothing written: {reasons}"
+                    )
+                notes = [
+                    note
+                    for note in (
+                        count_note(topic, listed, len(rows), args.limit),
+                        truth_note(truth),
+                    )
+                    if note
+                ]
+                report = build_report(
+                    rows,
+                    skipped,
+                    truth,
+                    pipeline.labels,
+                    engine,
+                    pipeline,
+                    params,
+                    tmp,
+                    f"{bag.name} {topic} - {engine.model_id}",
+                    time.perf_counter() - started,
+                )
                 report.update(bag=str(args.bag), topic=topic, notes=notes)
                 write_report(report, tmp)
         finally:
@@ -320,6 +523,8 @@ def run(args) -> int:
         print("  " + line)
     for note in report["notes"]:
         print(f"  note: {note}")
-    print(f"  wrote {out}/: emotions/ (rosbag2), frames.csv, report.json, timeline.png"
-          + (", confusion.png, confusion.json" if report["accuracy"] else ""))
+    print(
+        f"  wrote {out}/: emotions/ (rosbag2), frames.csv, report.json, timeline.png"
+        + (", confusion.png, confusion.json" if report["accuracy"] else "")
+    )
     return 0

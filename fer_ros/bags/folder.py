@@ -10,7 +10,8 @@ evaluated offline on anyone's own labelled faces:
 
 Frames carry the decoded pixels (mono8 for grey images, rgb8 for colour) unless --encoding asks for
 jpeg/png CompressedImage frames. Class folders are named as data sets name them ("anger", "Happy":
-mapped to fer_ros's labels); a folder with another name keeps its name, and bag-eval reports it as a
+mapped to fer_ros's labels); a folder with another name keeps its name, and bag-eval reports it as
+a
 label the model does not know. Files that cannot be read are skipped and listed, never dropped
 silently.
 """
@@ -39,13 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="folder with one sub-folder of images per class")
     parser.add_argument("out", type=Path, help="output bag folder")
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
-    parser.add_argument("--encoding", choices=ENCODINGS, default="auto",
-                        help="auto: mono8 for grey images, rgb8 for colour; jpeg/png: CompressedImage frames")
+    parser.add_argument(
+        "--encoding",
+        choices=ENCODINGS,
+        default="auto",
+        help="auto: mono8 for grey images, rgb8 for colour; jpeg/png: CompressedImage frames",
+    )
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
-    parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default /camera/image_raw)")
-    parser.add_argument("--labels-topic", default="/expression", help="ground-truth topic (default /expression)")
+    parser.add_argument(
+        "--topic", default="/camera/image_raw", help="image topic (default /camera/image_raw)"
+    )
+    parser.add_argument(
+        "--labels-topic", default="/expression", help="ground-truth topic (default /expression)"
+    )
     parser.add_argument("--frame-id", default="camera_optical")
-    parser.add_argument("--shuffle", action="store_true", help="random order (default: class by class, by name)")
+    parser.add_argument(
+        "--shuffle", action="store_true", help="random order (default: class by class, by name)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of --shuffle")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images (0: all)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -58,10 +69,14 @@ def labelled_images(folder: Path) -> list[tuple[Path, str]]:
     items = []
     for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         label = canonical(class_dir.name) or class_dir.name
-        items += [(f, label) for f in sorted(class_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        items += [
+            (f, label) for f in sorted(class_dir.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
     if not items:
-        raise BagError(f"{folder} holds no class folders of images ({', '.join(IMAGE_SUFFIXES)}): expected "
-                       f"{folder}/<class>/<image>")
+        raise BagError(
+            f"{folder} holds no class folders of images ({', '.join(IMAGE_SUFFIXES)}): expected "
+            f"{folder}/<class>/<image>"
+        )
     return items
 
 
@@ -79,13 +94,24 @@ def frame_message(store, path: Path, header, encoding: str):
         if format_name(data) == encoding:
             data = np.frombuffer(data, np.uint8)  # the file's own bytes, not re-encoded
         else:
-            data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", to_bgr(image))[1].reshape(-1)
-        return store.types["sensor_msgs/msg/CompressedImage"](header=header, format=encoding, data=data)
+            data = cv2.imencode(".jpg" if encoding == "jpeg" else ".png", to_bgr(image))[
+                1
+            ].reshape(-1)
+        return store.types["sensor_msgs/msg/CompressedImage"](
+            header=header, format=encoding, data=data
+        )
     grey = image.ndim == 2 or image.shape[2] == 1
     rgb = cv2.cvtColor(to_bgr(image), cv2.COLOR_BGR2RGB)
     chosen = ("mono8" if grey else "rgb8") if encoding == "auto" else encoding
-    msg = store.types[IMAGE](header=header, height=0, width=0, encoding="", is_bigendian=0, step=0,
-                             data=np.zeros(0, np.uint8))
+    msg = store.types[IMAGE](
+        header=header,
+        height=0,
+        width=0,
+        encoding="",
+        is_bigendian=0,
+        step=0,
+        data=np.zeros(0, np.uint8),
+    )
     return fill_image(msg, rgb, chosen)
 
 
@@ -107,7 +133,7 @@ def write_bag(args) -> tuple[dict[str, int], list[Path]]:
         order = np.random.default_rng(args.seed).permutation(len(items))
         items = [items[i] for i in order]
     if args.limit > 0:
-        items = items[:args.limit]
+        items = items[: args.limit]
     store = typestore()
     string_type = store.types["std_msgs/msg/String"]
     msgtype = "sensor_msgs/msg/CompressedImage" if args.encoding in ("jpeg", "png") else IMAGE
@@ -118,13 +144,19 @@ def write_bag(args) -> tuple[dict[str, int], list[Path]]:
         image_conn = add_topic(writer, args.topic, msgtype)
         label_conn = add_topic(writer, args.labels_topic, LABEL_TYPE)
         t_ns = START_NS
-        for path, label in tqdm(items, desc="images-bag", unit="image", disable=None, file=sys.stderr):
-            msg = frame_message(store, path, make_header(store, t_ns, args.frame_id), args.encoding)
+        for path, label in tqdm(
+            items, desc="images-bag", unit="image", disable=None, file=sys.stderr
+        ):
+            msg = frame_message(
+                store, path, make_header(store, t_ns, args.frame_id), args.encoding
+            )
             if msg is None:
                 unreadable.append(path)
                 continue
             writer.write(image_conn, t_ns, store.serialize_cdr(msg, msgtype))
-            writer.write(label_conn, t_ns, store.serialize_cdr(string_type(data=label), LABEL_TYPE))
+            writer.write(
+                label_conn, t_ns, store.serialize_cdr(string_type(data=label), LABEL_TYPE)
+            )
             counts[label] = counts.get(label, 0) + 1
             t_ns += period_ns
         if not counts:
@@ -135,8 +167,11 @@ def write_bag(args) -> tuple[dict[str, int], list[Path]]:
 def run(args) -> int:
     counts, unreadable = write_bag(args)
     total = sum(counts.values())
-    print(f"wrote {args.out}: {total} frames at {args.rate:g} Hz on {args.topic} ({args.encoding}), labels on "
-          f"{args.labels_topic}: " + ", ".join(f"{label} {n}" for label, n in counts.items()))
+    print(
+        f"wrote {args.out}: {total} frames at {args.rate:g} Hz on {args.topic} ({args.encoding}), "
+        "labels on "
+        f"{args.labels_topic}: " + ", ".join(f"{label} {n}" for label, n in counts.items())
+    )
     if unreadable:
         shown = ", ".join(str(p) for p in unreadable[:5]) + (" ..." if len(unreadable) > 5 else "")
         print(f"skipped {len(unreadable)} unreadable image(s): {shown}")

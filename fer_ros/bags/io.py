@@ -9,11 +9,11 @@ files), with rosidl's type hashes, so a real `ros2 bag` reads what these tools w
 
 import bisect
 import csv
+import functools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-import functools
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -23,7 +23,6 @@ from fer_ros.atomic import folder_holds, staged_folder
 from fer_ros.errors import BagError, one_line
 from fer_ros.paths import share_dir
 from fer_ros.ros.messages import sec_nanosec, stamp_ns
-
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -42,8 +41,10 @@ def open_bag(path: str | Path) -> Reader:
     if not path.exists():
         raise BagError(f"no bag at {path}")
     if path.is_dir() and not (path / "metadata.yaml").is_file():
-        raise BagError(f"{path} is a folder without metadata.yaml: not a rosbag2 bag "
-                       "(pass the .db3 or .mcap file itself if the metadata was lost)")
+        raise BagError(
+            f"{path} is a folder without metadata.yaml: not a rosbag2 bag "
+            "(pass the .db3 or .mcap file itself if the metadata was lost)"
+        )
     try:
         reader = Reader(path)
         reader.open()
@@ -64,8 +65,9 @@ def topics_of_type(reader: Reader, msgtypes) -> dict[str, str]:
     return {c.topic: c.msgtype for c in reader.connections if c.msgtype in msgtypes}
 
 
-def pick_topic(reader: Reader, msgtypes, topic: str | None, what: str, option: str,
-               required: bool = True) -> str | None:
+def pick_topic(
+    reader: Reader, msgtypes, topic: str | None, what: str, option: str, required: bool = True
+) -> str | None:
     """The one topic of `msgtypes` (or the named `topic`, checked); None if optional and absent."""
     found = topics_of_type(reader, msgtypes)
     if topic:
@@ -79,9 +81,15 @@ def pick_topic(reader: Reader, msgtypes, topic: str | None, what: str, option: s
     if len(found) == 1:
         return next(iter(found))
     if len(found) > 1:
-        raise BagError(f"the bag has {len(found)} {what} topics ({', '.join(sorted(found))}): choose one with {option}")
+        raise BagError(
+            f"the bag has {len(found)} {what} topics ({', '.join(sorted(found))}): choose one "
+            f"with {option}"
+        )
     if required:
-        raise BagError(f"the bag has no {what} topic ({' or '.join(msgtypes)}); its topics: {describe_topics(reader)}")
+        raise BagError(
+            f"the bag has no {what} topic ({' or '.join(msgtypes)}); its topics: "
+            f"{describe_topics(reader)}"
+        )
     return None
 
 
@@ -102,7 +110,9 @@ def message_count(reader: Reader, topic: str) -> int:
 def make_header(store, ns: int, frame_id: str):
     time_type = store.types["builtin_interfaces/msg/Time"]
     sec, nanosec = sec_nanosec(ns)
-    return store.types["std_msgs/msg/Header"](stamp=time_type(sec=sec, nanosec=nanosec), frame_id=frame_id)
+    return store.types["std_msgs/msg/Header"](
+        stamp=time_type(sec=sec, nanosec=nanosec), frame_id=frame_id
+    )
 
 
 # -- ground truth -----------------------------------------------------------------------------
@@ -134,7 +144,8 @@ class GroundTruth:
         return (self.labels[i - 1] or None) if i else None
 
     def for_frame(self, bag_ns: int, msg) -> str | None:
-        """The label of a frame recorded at bag_ns (msg: its image message, None if undecodable)."""
+        """The label of a frame recorded at bag_ns (msg: its image message, None if
+        undecodable)."""
         if self.clock == "bag":
             return self.at(bag_ns)
         return self.at(stamp_ns(msg.header)) if msg is not None else None
@@ -164,7 +175,8 @@ def labels_from_bag(reader: Reader, topic: str) -> GroundTruth:
 
 
 def labels_from_csv(path: str | Path) -> GroundTruth:
-    """A CSV with a header row `stamp,label` (seconds) or `stamp_ns,label`, matched on header stamps."""
+    """A CSV with a header row `stamp,label` (seconds) or `stamp_ns,label`, matched on header
+    stamps."""
     path = Path(path)
     try:
         with open(path, newline="") as f:
@@ -173,13 +185,21 @@ def labels_from_csv(path: str | Path) -> GroundTruth:
         raise BagError(f"cannot read labels CSV {path}: {one_line(err)}") from None
     columns = set(rows[0]) if rows else set()
     if "label" not in columns or not columns & {"stamp", "stamp_ns"}:
-        raise BagError(f"{path}: expected a header row 'stamp,label' (seconds) or 'stamp_ns,label'")
+        raise BagError(
+            f"{path}: expected a header row 'stamp,label' (seconds) or 'stamp_ns,label'"
+        )
     truth = GroundTruth(source=f"csv {path.name}", clock="stamp")
     for n, row in enumerate(rows, start=2):
         try:
-            t_ns = int(row["stamp_ns"]) if "stamp_ns" in row else int(Decimal(row["stamp"].strip()) * 10**9)
+            t_ns = (
+                int(row["stamp_ns"])
+                if "stamp_ns" in row
+                else int(Decimal(row["stamp"].strip()) * 10**9)
+            )
         except (TypeError, ValueError, ArithmeticError):
-            raise BagError(f"{path}:{n}: bad stamp {row.get('stamp_ns', row.get('stamp'))!r}") from None
+            raise BagError(
+                f"{path}:{n}: bad stamp {row.get('stamp_ns', row.get('stamp'))!r}"
+            ) from None
         truth.add(t_ns, row["label"] or "")
     return truth
 
@@ -189,7 +209,8 @@ def labels_from_csv(path: str | Path) -> GroundTruth:
 
 # Bag tools report an output folder in the way as a BagError, like the rest of their input.
 staged_output = functools.partial(staged_folder, error=BagError)
-# What --force may replace: a bag folder as staged_bag writes it (metadata.yaml and its storage files).
+# What --force may replace: a bag folder as staged_bag writes it (metadata.yaml and its storage
+# files).
 IS_BAG = folder_holds("metadata.yaml", patterns=("*.db3", "*.db3-wal", "*.db3-shm", "*.mcap"))
 
 
@@ -203,8 +224,11 @@ def open_writer(path: str | Path, storage: str) -> Writer:
 
 
 def add_topic(writer: Writer, topic: str, msgtype: str, offered_qos: tuple = ()):
-    """A topic of the bag; `offered_qos` (rosbags Qos) are its publishers' profiles, as ros2 bag records them."""
-    return writer.add_connection(topic, msgtype, typestore=typestore(), offered_qos_profiles=tuple(offered_qos))
+    """A topic of the bag; `offered_qos` (rosbags Qos) are its publishers' profiles, as ros2 bag
+    records them."""
+    return writer.add_connection(
+        topic, msgtype, typestore=typestore(), offered_qos_profiles=tuple(offered_qos)
+    )
 
 
 @contextmanager
@@ -226,7 +250,8 @@ def staged_bag(out: str | Path, storage: str, force: bool = False, inputs=()):
 
 # -- types ------------------------------------------------------------------------------------
 
-# rosbags then writes and reads our messages in rosbag2 files as rclpy serialises them, with the same
+# rosbags then writes and reads our messages in rosbag2 files as rclpy serialises them, with the
+# same
 # type hashes, so a real `ros2 bag` can read them too.
 
 

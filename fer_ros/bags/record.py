@@ -14,7 +14,6 @@ a folder named OUT is a complete bag.
 
 import argparse
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,28 +25,50 @@ from fer_ros.errors import BagError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output bag folder")
-    parser.add_argument("--topics", nargs="+", default=["/emotion", "/emotions"], metavar="TOPIC",
-                        help="topics to record (default /emotion /emotions)")
+    parser.add_argument(
+        "--topics",
+        nargs="+",
+        default=["/emotion", "/emotions"],
+        metavar="TOPIC",
+        help="topics to record (default /emotion /emotions)",
+    )
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default="sqlite3")
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
-    parser.add_argument("--count", type=int, default=0, help="stop after this many messages in all (0: never)")
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: never)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=0, help="stop after this many messages in all (0: never)"
+    )
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
 
 def bag_qos(profile):
-    """An rclpy QoSProfile as the rosbags Qos that rosbag2's metadata stores (same enum values: rmw's)."""
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    """An rclpy QoSProfile as the rosbags Qos that rosbag2's metadata stores (same enum values:
+    rmw's)."""
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
 
     def span(duration) -> QosTime:
         ns = duration.nanoseconds
         return QosTime(ns // 1_000_000_000, ns % 1_000_000_000)
 
-    return Qos(history=QosHistory(int(profile.history)), depth=int(profile.depth),
-               reliability=QosReliability(int(profile.reliability)), durability=QosDurability(int(profile.durability)),
-               deadline=span(profile.deadline), lifespan=span(profile.lifespan),
-               liveliness=QosLiveliness(int(profile.liveliness)),
-               liveliness_lease_duration=span(profile.liveliness_lease_duration),
-               avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions))
+    return Qos(
+        history=QosHistory(int(profile.history)),
+        depth=int(profile.depth),
+        reliability=QosReliability(int(profile.reliability)),
+        durability=QosDurability(int(profile.durability)),
+        deadline=span(profile.deadline),
+        lifespan=span(profile.lifespan),
+        liveliness=QosLiveliness(int(profile.liveliness)),
+        liveliness_lease_duration=span(profile.liveliness_lease_duration),
+        avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions),
+    )
 
 
 class Recorder:
@@ -71,18 +92,35 @@ class Recorder:
                 continue
             msgtype = types[topic][0]
             if msgtype not in self.store.types:
-                lines.append(f"cannot record {topic}: type {msgtype} is unknown to the bag type store")
+                lines.append(
+                    f"cannot record {topic}: type {msgtype} is unknown to the bag type store"
+                )
                 self.subscriptions[topic] = None
                 continue
             offered = [p.qos_profile for p in self.node.get_publishers_info_by_topic(topic)]
             best_effort = any(q.reliability == ReliabilityPolicy.BEST_EFFORT for q in offered)
-            latched = bool(offered) and all(q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered)
-            qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else
-                             ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
-            self.connections[topic] = add_topic(self.writer, topic, msgtype, [bag_qos(q) for q in offered])
+            latched = bool(offered) and all(
+                q.durability == DurabilityPolicy.TRANSIENT_LOCAL for q in offered
+            )
+            qos = QoSProfile(
+                depth=100,
+                reliability=ReliabilityPolicy.BEST_EFFORT
+                if best_effort
+                else ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL
+                if latched
+                else DurabilityPolicy.VOLATILE,
+            )
+            self.connections[topic] = add_topic(
+                self.writer, topic, msgtype, [bag_qos(q) for q in offered]
+            )
             self.subscriptions[topic] = self.node.create_subscription(
-                message_class(msgtype), topic, lambda raw, t=topic: self.write(t, raw), qos, raw=True)
+                message_class(msgtype),
+                topic,
+                lambda raw, t=topic: self.write(t, raw),
+                qos,
+                raw=True,
+            )
             lines.append(f"recording {topic} ({msgtype})")
         return lines
 
@@ -141,5 +179,7 @@ def run(args) -> int:
     finally:
         rclpy.try_shutdown()
     detail = ", ".join(f"{t} {n}" for t, n in counts.items()) or "nothing arrived"
-    print(f"fer-ros record: wrote {args.out} ({sum(counts.values())} messages: {detail})", flush=True)
+    print(
+        f"fer-ros record: wrote {args.out} ({sum(counts.values())} messages: {detail})", flush=True
+    )
     return 0

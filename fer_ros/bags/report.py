@@ -36,31 +36,56 @@ def accuracy_with_confusion(pairs, labels, out_dir: Path, title: str) -> dict:
     cm = confusion_matrix(true, pred, len(classes))
     summary = summarize(cm, classes)
     summary["unknown_truth"] = {"frames": len(pairs) - len(known), "labels": unknown_truth}
-    summary["confusion_png"] = str(plot_confusion(cm, classes, out_dir / "confusion.png", title=title).name)
-    atomic_write_text(json.dumps({"classes": classes, "matrix": cm.tolist()}, indent=1) + "\n", out_dir / "confusion.json")
+    summary["confusion_png"] = str(
+        plot_confusion(cm, classes, out_dir / "confusion.png", title=title).name
+    )
+    atomic_write_text(
+        json.dumps({"classes": classes, "matrix": cm.tolist()}, indent=1) + "\n",
+        out_dir / "confusion.json",
+    )
     summary["confusion_json"] = "confusion.json"
     return summary
 
 
-def plot_timeline(times_s, predicted, confidence, truth, labels, path: Path, title: str = "") -> Path:
+def plot_timeline(
+    times_s, predicted, confidence, truth, labels, path: Path, title: str = ""
+) -> Path:
     """Predicted expression per frame (dots, shaded by confidence) over the true one (line)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    classes = list(labels) + sorted({p for p in predicted if p not in labels} |
-                                    {t for t in truth if t and t not in labels})
+    classes = list(labels) + sorted(
+        {p for p in predicted if p not in labels} | {t for t in truth if t and t not in labels}
+    )
     row = {c: i for i, c in enumerate(classes)}
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.8), dpi=110, sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 4.8), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     t = np.asarray(times_s, dtype=np.float64)
     if any(truth):
         known = [i for i, v in enumerate(truth) if v]
-        top.step(t[known], [row[truth[i]] for i in known], where="post", color="0.6", lw=6, alpha=0.5,
-                 label="ground truth")
-    top.scatter(t, [row[p] for p in predicted], c=np.asarray(confidence), cmap="viridis", vmin=0, vmax=1,
-                s=10, label="predicted", zorder=3)
+        top.step(
+            t[known],
+            [row[truth[i]] for i in known],
+            where="post",
+            color="0.6",
+            lw=6,
+            alpha=0.5,
+            label="ground truth",
+        )
+    top.scatter(
+        t,
+        [row[p] for p in predicted],
+        c=np.asarray(confidence),
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        s=10,
+        label="predicted",
+        zorder=3,
+    )
     top.set_yticks(range(len(classes)), classes)
     top.set_ylim(-0.5, len(classes) - 0.5)
     top.legend(loc="upper right", fontsize=8)
@@ -85,22 +110,28 @@ def write_report(report: dict, out_dir: Path) -> Path:
 def summary_lines(report: dict) -> list[str]:
     """A few readable lines: counts, accuracy, latency percentiles, where the files are."""
     frames = report["frames"]
-    lines = [f"frames: {frames['processed']} processed of {frames['total']}"
-             + (f", {frames['skipped']} skipped" if frames.get("skipped") else "")
-             + (f", {frames['dropped']} dropped by the node" if frames.get("dropped") else "")
-             + (f", {frames['with_face']} with a face" if "with_face" in frames else "")]
+    lines = [
+        f"frames: {frames['processed']} processed of {frames['total']}"
+        + (f", {frames['skipped']} skipped" if frames.get("skipped") else "")
+        + (f", {frames['dropped']} dropped by the node" if frames.get("dropped") else "")
+        + (f", {frames['with_face']} with a face" if "with_face" in frames else "")
+    ]
     for reason, count in (report.get("skipped_reasons") or {}).items():
         lines.append(f"  skipped {count}x: {reason}")
     acc = report.get("accuracy")
     if acc:
-        lines.append(f"accuracy: {acc['accuracy']:.1%} over {acc['samples']} labelled frames, "
-                     f"macro-F1 {acc['macro_f1']:.3f} (ground truth: {report['ground_truth']})")
+        lines.append(
+            f"accuracy: {acc['accuracy']:.1%} over {acc['samples']} labelled frames, "
+            f"macro-F1 {acc['macro_f1']:.3f} (ground truth: {report['ground_truth']})"
+        )
     else:
         lines.append("accuracy: no ground truth (label topic or --labels-csv)")
     for name, stats in report["latency_ms"].items():
         if stats["count"]:
-            lines.append(f"{name + ' ms':<15} p50 {stats['p50']:7.1f}  p95 {stats['p95']:7.1f}  "
-                         f"p99 {stats['p99']:7.1f}  max {stats['max']:7.1f}")
+            lines.append(
+                f"{name + ' ms':<15} p50 {stats['p50']:7.1f}  p95 {stats['p95']:7.1f}  "
+                f"p99 {stats['p99']:7.1f}  max {stats['max']:7.1f}"
+            )
     counts = report.get("predicted_counts") or {}
     if counts:
         lines.append("predicted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

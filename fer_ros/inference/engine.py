@@ -4,14 +4,18 @@ all go through `Engine.predict`.
 
 Back-ends, chosen by `device`, `precision` and `backend`:
 
-- CPU, ONNX Runtime (the default when installed; 1.85x eager PyTorch's speed at batch 1 and 1.08x at
-  batch 16 on a CPU for the 224x224 model, benchmarks/results/bench_cpu.json): the checkpoint is exported once to the user cache and run with all graph
-  optimisations. By default its threads sleep between operators (`spin=False`): spin-waiting threads
+- CPU, ONNX Runtime (the default when installed; 1.85x eager PyTorch's speed at batch 1 and 1.08x
+at
+  batch 16 on a CPU for the 224x224 model, benchmarks/results/bench_cpu.json): the checkpoint is
+  exported once to the user cache and run with all graph
+  optimisations. By default its threads sleep between operators (`spin=False`): spin-waiting
+  threads
   are faster only on a CPU kept free for inference, and much slower when other processes (the face
   detector, DDS, the rest of a robot) compete for the cores.
 - CPU, PyTorch: float32 eager under `inference_mode`; the fallback when onnxruntime is missing, and
   what training validates with.
-- CUDA, PyTorch: float16 (default) or bfloat16, optionally `torch.compile`d, each of a few fixed batch
+- CUDA, PyTorch: float16 (default) or bfloat16, optionally `torch.compile`d, each of a few fixed
+batch
   sizes captured as a CUDA graph; a batch is padded up to the next captured size. If compiling or
   capturing fails the engine says so and runs eagerly.
 """
@@ -28,9 +32,9 @@ import torch
 
 from fer_ros.errors import ConfigError
 from fer_ros.metrics import with_temperature
-from fer_ros.model.preprocess import Preprocess
 from fer_ros.model.checkpoint import ModelMeta, checkpoint_id, file_sha256, load_checkpoint
 from fer_ros.model.mit import MiTFusion
+from fer_ros.model.preprocess import Preprocess
 from fer_ros.options import Checked, check, option
 
 log = logging.getLogger(__name__)
@@ -46,17 +50,33 @@ _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 class EngineOptions(Checked):
     """How to build the engine; fer_node's parameters of the same names fill it."""
 
-    checkpoint: str = option("", "Path of the fer_ros .safetensors checkpoint to load; empty: the shipped "
-                             "default model", live=False)
-    device: str = option("auto", "auto (CUDA when present), cuda or cpu", choices=DEVICES, live=False)
-    allow_cpu_fallback: bool = option(False, "With device cuda and no GPU, run on the CPU (logged) instead of "
-                                      "failing", live=False)
-    precision: str = option("auto", "auto (fp16 on CUDA, fp32 on the CPU), fp32, fp16 or bf16 (CUDA)",
-                            choices=PRECISIONS, live=False)
+    checkpoint: str = option(
+        "",
+        "Path of the fer_ros .safetensors checkpoint to load; empty: the shipped default model",
+        live=False,
+    )
+    device: str = option(
+        "auto", "auto (CUDA when present), cuda or cpu", choices=DEVICES, live=False
+    )
+    allow_cpu_fallback: bool = option(
+        False,
+        "With device cuda and no GPU, run on the CPU (logged) instead of failing",
+        live=False,
+    )
+    precision: str = option(
+        "auto",
+        "auto (fp16 on CUDA, fp32 on the CPU), fp32, fp16 or bf16 (CUDA)",
+        choices=PRECISIONS,
+        live=False,
+    )
     backend: str = option("auto", "auto, torch or onnxruntime (CPU)", choices=BACKENDS, live=False)
     threads: int = option(0, "CPU threads for inference; 0 = all cores", 0, 256, live=False)
-    cpu_spin: bool = option(False, "Let ONNX Runtime's threads spin-wait: faster on a CPU kept free for "
-                            "inference, slower when other processes compete for it", live=False)
+    cpu_spin: bool = option(
+        False,
+        "Let ONNX Runtime's threads spin-wait: faster on a CPU kept free for "
+        "inference, slower when other processes compete for it",
+        live=False,
+    )
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -67,21 +87,27 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def resolve_device(device: str) -> str:
     """auto, cpu, cuda or cuda:N -> the torch device to run on ("cuda" when auto finds a GPU);
-    ConfigError for an unknown name or CUDA without a GPU. The one place a device name is resolved."""
+    ConfigError for an unknown name or CUDA without a GPU. The one place a device name is
+    resolved."""
     device = str(device)
     if device not in DEVICES and not device.startswith("cuda:"):
         raise ConfigError(f"device must be one of {DEVICES} (or cuda:N), got {device!r}")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available to this PyTorch ({torch.__version__}); "
-                          "use device 'cpu' or 'auto'")
+        raise ConfigError(
+            f"device={device!r} but CUDA is not available to this PyTorch ({torch.__version__}); "
+            "use device 'cpu' or 'auto'"
+        )
     return device
 
 
 def _resolve(device: str, precision: str, backend: str) -> tuple[str, str]:
-    """(precision, backend) that `auto` stands for on `device`, or ConfigError for a pair it cannot run."""
-    check(EngineOptions, precision=precision, backend=backend)  # Engine's keyword API bypasses EngineOptions
+    """(precision, backend) that `auto` stands for on `device`, or ConfigError for a pair it
+    cannot run."""
+    check(
+        EngineOptions, precision=precision, backend=backend
+    )  # Engine's keyword API bypasses EngineOptions
     if device == "cpu":
         precision = "fp32" if precision == "auto" else precision
         if precision != "fp32":
@@ -93,9 +119,13 @@ def _resolve(device: str, precision: str, backend: str) -> tuple[str, str]:
     else:
         precision = "fp16" if precision == "auto" else precision
         if precision not in _DTYPES:
-            raise ConfigError(f"precision {precision!r} is not supported on CUDA; use 'fp16', 'bf16' or 'fp32'")
+            raise ConfigError(
+                f"precision {precision!r} is not supported on CUDA; use 'fp16', 'bf16' or 'fp32'"
+            )
         if backend == "onnxruntime":
-            raise ConfigError("backend 'onnxruntime' is used on CPU only; on CUDA the engine runs PyTorch")
+            raise ConfigError(
+                "backend 'onnxruntime' is used on CPU only; on CUDA the engine runs PyTorch"
+            )
         backend = "torch"
     return precision, backend
 
@@ -122,7 +152,14 @@ class _Probabilities(torch.nn.Module):
 class _TorchRunner:
     """Eager PyTorch; on CUDA, one captured graph per fixed batch size."""
 
-    def __init__(self, model: MiTFusion, device: str, precision: str, compile: bool, batch_sizes: Sequence[int]):
+    def __init__(
+        self,
+        model: MiTFusion,
+        device: str,
+        precision: str,
+        compile: bool,
+        batch_sizes: Sequence[int],
+    ):
         self.device = torch.device(device)
         self.dtype = _DTYPES[precision]
         self.net = _Probabilities(model.to(self.device, self.dtype).eval())
@@ -141,9 +178,17 @@ class _TorchRunner:
                 self.fn = torch.compile(self.net, dynamic=False)
                 first = self.batch_sizes[0] if self.batch_sizes else 1
                 with torch.inference_mode():
-                    self.fn(torch.zeros(first, 3, input_size, input_size, device=self.device, dtype=self.dtype))
-            except Exception as e:  # compilers fail in many ways (missing toolchain, unsupported op)
-                log.warning("torch.compile failed, running eagerly: %s", str(e).splitlines()[0][:200])
+                    self.fn(
+                        torch.zeros(
+                            first, 3, input_size, input_size, device=self.device, dtype=self.dtype
+                        )
+                    )
+            except (
+                Exception
+            ) as e:  # compilers fail in many ways (missing toolchain, unsupported op)
+                log.warning(
+                    "torch.compile failed, running eagerly: %s", str(e).splitlines()[0][:200]
+                )
                 self.notes.append("compile failed")
                 self.fn = self.net
         while True:
@@ -155,15 +200,23 @@ class _TorchRunner:
                 self.graphs.clear()
                 torch.cuda.synchronize(self.device)
                 if self.fn is self.net:
-                    log.warning("CUDA graph capture failed, running eagerly: %s", str(e).splitlines()[0][:200])
+                    log.warning(
+                        "CUDA graph capture failed, running eagerly: %s",
+                        str(e).splitlines()[0][:200],
+                    )
                     self.notes.append("graph capture failed")
                     return
-                log.warning("compiled capture failed, retrying uncompiled: %s", str(e).splitlines()[0][:200])
+                log.warning(
+                    "compiled capture failed, retrying uncompiled: %s",
+                    str(e).splitlines()[0][:200],
+                )
                 self.notes.append("compiled capture failed")
                 self.fn = self.net
 
     def _capture(self, batch: int, input_size: int):
-        static_in = torch.zeros(batch, 3, input_size, input_size, device=self.device, dtype=self.dtype)
+        static_in = torch.zeros(
+            batch, 3, input_size, input_size, device=self.device, dtype=self.dtype
+        )
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.inference_mode(), torch.cuda.stream(side):
@@ -207,7 +260,9 @@ class _OrtRunner:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(onnx_path), opts, providers=["CPUExecutionProvider"]
+        )
         self.input_name = self.session.get_inputs()[0].name
 
     def prepare(self, input_size: int) -> None:
@@ -225,8 +280,10 @@ class Engine:
     """Face crops (uint8 RGB HxWx3 or grey HxW, any size) -> probabilities (N, classes), float32.
 
     Build with `Engine.from_checkpoint(path, ...)` or `Engine(model, meta, ...)`; see the module
-    docstring for the back-ends. `threads` sets PyTorch's (process-wide) and ONNX Runtime's CPU threads;
-    `spin` lets ONNX Runtime's threads spin-wait (faster on an idle CPU, much slower on a busy one);
+    docstring for the back-ends. `threads` sets PyTorch's (process-wide) and ONNX Runtime's CPU
+    threads;
+    `spin` lets ONNX Runtime's threads spin-wait (faster on an idle CPU, much slower on a busy
+    one);
     `compile` and `batch_sizes` shape the CUDA path.
     """
 
@@ -246,7 +303,9 @@ class Engine:
         _weights_key: str | None = None,
     ):
         if getattr(model, "num_classes", len(meta.labels)) != len(meta.labels):
-            raise ConfigError(f"model has {model.num_classes} outputs but meta has {len(meta.labels)} labels")
+            raise ConfigError(
+                f"model has {model.num_classes} outputs but meta has {len(meta.labels)} labels"
+            )
         self._meta = meta
         self._pre = meta.preprocess
         self._device = resolve_device(device)
@@ -261,7 +320,9 @@ class Engine:
         if self._backend == "onnxruntime":
             try:
                 self._runner = self._ort_runner(model, threads, spin)
-            except Exception as e:  # e.g. the onnx package missing, or an export the runtime rejects
+            except (
+                Exception
+            ) as e:  # e.g. the onnx package missing, or an export the runtime rejects
                 if backend != "auto":
                     raise
                 log.warning("ONNX Runtime unavailable (%s); running PyTorch on the CPU", e)
@@ -297,9 +358,14 @@ class Engine:
         if device == "cuda" and options.allow_cpu_fallback and not torch.cuda.is_available():
             warn("device cuda requested but no GPU is available: running on the CPU")
             device = "cpu"
-        return cls.from_checkpoint(options.checkpoint or default_checkpoint(), device=device,
-                                   precision=options.precision, threads=options.threads or None,
-                                   backend=options.backend, spin=options.cpu_spin)
+        return cls.from_checkpoint(
+            options.checkpoint or default_checkpoint(),
+            device=device,
+            precision=options.precision,
+            threads=options.threads or None,
+            backend=options.backend,
+            spin=options.cpu_spin,
+        )
 
     def _ort_runner(self, model: MiTFusion, threads: int, spin: bool) -> _OrtRunner:
         from fer_ros.model.export import cached_onnx, weights_digest
@@ -343,7 +409,8 @@ class Engine:
 
     def __repr__(self) -> str:
         return (f"Engine({self.model_id}, device={self.device}, backend={self.backend}, "
-                f"precision={self.precision}, input={self._pre.input_size}, color={self._pre.color})")  # fmt: skip
+                f"precision={self.precision}, input={self._pre.input_size}, "
+                f"color={self._pre.color})")  # fmt: skip
 
     # ------------------------------------------------------------------ inference
 
@@ -363,23 +430,29 @@ class Engine:
             self._prepared = True
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities (N, classes), float32, rows summing to 1, in the order of `self.labels`."""
+        """Probabilities (N, classes), float32, rows summing to 1, in the order of
+        `self.labels`."""
         if len(crops) == 0:
             return np.zeros((0, len(self._meta.labels)), np.float32)
-        return self.predict_tensor(self._pre(crops, self._device))  # (N, 3, S, S), normalised on the device
+        return self.predict_tensor(
+            self._pre(crops, self._device)
+        )  # (N, 3, S, S), normalised on the device
 
     def predict_tensor(self, x: torch.Tensor) -> np.ndarray:
-        """Probabilities for an already preprocessed batch (N, 3, S, S) float (see fer_ros.model.preprocess)."""
+        """Probabilities for an already preprocessed batch (N, 3, S, S) float (see
+        fer_ros.model.preprocess)."""
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected a (N, 3, S, S) tensor, got {tuple(x.shape)}")
         if x.shape[0] == 0:
             return np.zeros((0, len(self._meta.labels)), np.float32)
         self._ensure_prepared()
-        # The one place a checkpoint's calibration is applied: every caller sees calibrated probabilities.
+        # The one place a checkpoint's calibration is applied: every caller sees calibrated
+        # probabilities.
         return with_temperature(self._runner(x), self._meta.temperature)
 
     def close(self) -> None:
-        """Free the model, graphs and sessions (and cached GPU memory). The engine is unusable after."""
+        """Free the model, graphs and sessions (and cached GPU memory). The engine is unusable
+        after."""
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -391,4 +464,3 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

@@ -30,11 +30,14 @@ YUNET_SCORE_THRESHOLD = 0.7  # OpenCV's own default for FaceDetectorYN
 # the benchmark frames gave no false box either (benchmarks/results/faces.json).
 YUFACE_SCORE_THRESHOLD = 0.5
 YUFACE_MAX_SIDE = 960  # libfacedetection warns that larger inputs degrade detection
-FOLLOW_MIN_SIDE = 36  # pixels a followed face keeps in the shrunk window (the cascade's window is 24)
+FOLLOW_MIN_SIDE = (
+    36  # pixels a followed face keeps in the shrunk window (the cascade's window is 24)
+)
 # YuNet's smallest anchors are 10-16 px: a followed face shrunk to this size is still found
 # reliably, and its window then costs well under a millisecond.
 FOLLOW_CNN_SIDE = 64
-# The smallest face YuNet finds reliably in the image it searches: 48 px news-photo faces in 640x480
+# The smallest face YuNet finds reliably in the image it searches: 48 px news-photo faces in
+# 640x480
 # frames were found 71 % of the time at 24 px, 90 % at 32 px (benchmarks/results/faces.json). The
 # whole-frame search is never shrunk so far that a face of min_face_size falls below it.
 CNN_MIN_SIDE = 27
@@ -42,14 +45,15 @@ CNN_MIN_SIDE = 27
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face. `landmarks`: (5, 2) float32 in the frame's pixels, in the image's left-to-right
+    """One detected face. `landmarks`: (5, 2) float32 in the frame's pixels, in the image's
+    left-to-right
     order: eye, eye, nose tip, mouth corner, mouth corner (None when the detector gives none)."""
 
     box: Box
     landmarks: np.ndarray | None = None
     score: float = 1.0
 
-    def moved(self, dx: float, dy: float) -> "Face":
+    def moved(self, dx: float, dy: float) -> Face:
         """The same face in a frame whose origin is (-dx, -dy) from this one's."""
         x, y, w, h = self.box
         landmarks = None if self.landmarks is None else self.landmarks + np.float32((dx, dy))
@@ -58,15 +62,26 @@ class Face:
 
 @dataclass(frozen=True)
 class DetectorOptions(Checked):
-    detector: str = option("auto", "Face detector: auto (yuface where it imports, else haar), yuface (YuNet "
-                           "CNN from the yuface wheel), yunet (OpenCV's FaceDetectorYN, needs yunet_model), haar "
-                           "(OpenCV cascade), none (frames are face crops) or hri (fer_node only: faces from a "
-                           "ROS4HRI face detector's /humans/faces/<id>/ images)", choices=DETECTORS)
+    detector: str = option(
+        "auto",
+        "Face detector: auto (yuface where it imports, else haar), yuface (YuNet "
+        "CNN from the yuface wheel), yunet (OpenCV's FaceDetectorYN, needs yunet_model), haar "
+        "(OpenCV cascade), none (frames are face crops) or hri (fer_node only: faces from a "
+        "ROS4HRI face detector's /humans/faces/<id>/ images)",
+        choices=DETECTORS,
+    )
     yunet_model: str = option("", "Local path of a YuNet .onnx file (detector yunet)")
     # A detector's cost grows with the pixel count: the whole-frame search runs on a shrunk copy.
-    detect_scale: float = option(0.5, "Search the whole frame shrunk by this factor (speed)", 0.05, 1.0)
-    min_face_size: int = option(40, "Smallest face to report, pixels of the full frame (a CNN detector searches "
-                                "the frame at least as large as finds it reliably)", 8, 4096)
+    detect_scale: float = option(
+        0.5, "Search the whole frame shrunk by this factor (speed)", 0.05, 1.0
+    )
+    min_face_size: int = option(
+        40,
+        "Smallest face to report, pixels of the full frame (a CNN detector searches "
+        "the frame at least as large as finds it reliably)",
+        8,
+        4096,
+    )
     max_faces: int = option(5, "At most this many faces per frame, largest first", 1, 64)
     haar_scale_factor: float = option(1.2, "Haar cascade scale step", 1.01, 2.0)
     haar_min_neighbors: int = option(5, "Haar cascade neighbours needed to accept a face", 1, 50)
@@ -91,7 +106,8 @@ def grow(boxes, scale: float) -> list[tuple[float, float, float, float]]:
 
 
 def clip_box(box, width: int, height: int) -> Box:
-    """A box as whole pixels inside a width x height frame (a CNN's box may cross the frame's edge)."""
+    """A box as whole pixels inside a width x height frame (a CNN's box may cross the frame's
+    edge)."""
     x, y, w, h = box
     x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
     x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
@@ -117,41 +133,57 @@ class HaarDetector:
     """OpenCV's frontal-face Haar cascade, shipped inside opencv-python 4.x (no download)."""
 
     name = "haar"
-    releases_gil = True  # OpenCV releases the GIL while it searches: a second thread runs beside the frames
+    releases_gil = (
+        True  # OpenCV releases the GIL while it searches: a second thread runs beside the frames
+    )
 
     def __init__(self, options: DetectorOptions):
         data = getattr(cv2, "data", None)
         path = Path(data.haarcascades) / "haarcascade_frontalface_default.xml" if data else None
         if path is None or not path.is_file():
-            raise ConfigError("OpenCV's Haar cascades are missing: install opencv-python-headless<5 "
-                              "(OpenCV 5 removed them), or use detector 'yuface', 'yunet' or 'none'")
+            raise ConfigError(
+                "OpenCV's Haar cascades are missing: install opencv-python-headless<5 "
+                "(OpenCV 5 removed them), or use detector 'yuface', 'yunet' or 'none'"
+            )
         self.cascade = cv2.CascadeClassifier(str(path))
         self.options = options
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
-        """`sizes`: only faces whose side lies in (smallest, largest) full-frame pixels, when known.
+        """`sizes`: only faces whose side lies in (smallest, largest) full-frame pixels, when
+        known.
         A cascade's cost is its pyramid levels, so a bounded range costs a few levels, not all."""
         opts = self.options
         smallest, largest = sizes if sizes else (opts.min_face_size, 0)
         # A bounded search is a small window around a known face: shrink it no further than keeps
         # that face well above the cascade's 24-pixel window, where it is found reliably.
-        want = max(opts.detect_scale, FOLLOW_MIN_SIDE / max(smallest, 1.0)) if sizes else opts.detect_scale
+        want = (
+            max(opts.detect_scale, FOLLOW_MIN_SIDE / max(smallest, 1.0))
+            if sizes
+            else opts.detect_scale
+        )
         gray, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), want)
         min_side = max(int(round(max(smallest, opts.min_face_size) * scale)), 12)
         max_side = int(round(largest * scale)) if largest else 0
         if max_side and max_side < min_side:
             return []
-        found = self.cascade.detectMultiScale(gray, scaleFactor=opts.haar_scale_factor,
-                                              minNeighbors=opts.haar_min_neighbors,
-                                              minSize=(min_side, min_side), maxSize=(max_side, max_side))
+        found = self.cascade.detectMultiScale(
+            gray,
+            scaleFactor=opts.haar_scale_factor,
+            minNeighbors=opts.haar_min_neighbors,
+            minSize=(min_side, min_side),
+            maxSize=(max_side, max_side),
+        )
         height, width = rgb.shape[:2]
-        faces = [Face(clip_box(b, width, height)) for b in grow(np.asarray(found).reshape(-1, 4), scale)]
+        faces = [
+            Face(clip_box(b, width, height)) for b in grow(np.asarray(found).reshape(-1, 4), scale)
+        ]
         return largest_first(faces, opts.max_faces)
 
 
 def cnn_scale(options: DetectorOptions, shape, sizes: tuple[float, float] | None) -> float:
     """How far a CNN detector shrinks its input: `detect_scale` for a whole-frame search (but no
-    further than keeps a face of min_face_size at CNN_MIN_SIDE pixels), as far as keeps a followed face
+    further than keeps a face of min_face_size at CNN_MIN_SIDE pixels), as far as keeps a followed
+    face
     at FOLLOW_CNN_SIDE pixels for a window search; never larger than life."""
     if sizes is None:
         scale = max(options.detect_scale, CNN_MIN_SIDE / options.min_face_size)
@@ -160,9 +192,15 @@ def cnn_scale(options: DetectorOptions, shape, sizes: tuple[float, float] | None
     return min(1.0, scale, YUFACE_MAX_SIDE / max(shape[0], shape[1], 1))
 
 
-def cnn_faces(rows: np.ndarray, scale: float, options: DetectorOptions, shape,
-              sizes: tuple[float, float] | None) -> list[Face]:
-    """Rows of (score 0-1, x, y, w, h, 10 landmark values) found on a copy shrunk by `scale` -> Faces
+def cnn_faces(
+    rows: np.ndarray,
+    scale: float,
+    options: DetectorOptions,
+    shape,
+    sizes: tuple[float, float] | None,
+) -> list[Face]:
+    """Rows of (score 0-1, x, y, w, h, 10 landmark values) found on a copy shrunk by `scale` ->
+    Faces
     in the full frame, at least min_face_size (and inside `sizes` when given), largest first."""
     height, width = shape[:2]
     smallest, largest = sizes if sizes else (options.min_face_size, float("inf"))
@@ -174,7 +212,9 @@ def cnn_faces(rows: np.ndarray, scale: float, options: DetectorOptions, shape,
             continue
         box = clip_box((x, y, w, h), width, height)
         if box[2] > 1 and box[3] > 1:
-            faces.append(Face(box, (row[5:15].reshape(5, 2) / scale).astype(np.float32), float(row[0])))
+            faces.append(
+                Face(box, (row[5:15].reshape(5, 2) / scale).astype(np.float32), float(row[0]))
+            )
     return largest_first(faces, options.max_faces)
 
 
@@ -195,25 +235,36 @@ def load_yuface():
             try:
                 import yuface
             except (ImportError, OSError) as err:
-                raise ConfigError(f"detector 'yuface' needs the yuface package (pip install yuface; wheels for "
-                                  f"x86-64 CPython 3.10/3.11 only): {err}") from None
+                raise ConfigError(
+                    f"detector 'yuface' needs the yuface package (pip install yuface; wheels for "
+                    f"x86-64 CPython 3.10/3.11 only): {err}"
+                ) from None
             finally:
                 if not had:
                     del os.environ["OMP_NUM_THREADS"]
-            yuface.detect(np.zeros((64, 64, 3), np.uint8))  # its weights are set up on the first call: here, once
-            _yuface_detect = yuface_without_the_gil(Path(yuface.__file__).parent / "libfacedetection.so")
+            yuface.detect(
+                np.zeros((64, 64, 3), np.uint8)
+            )  # its weights are set up on the first call: here, once
+            _yuface_detect = yuface_without_the_gil(
+                Path(yuface.__file__).parent / "libfacedetection.so"
+            )
         return _yuface_detect
 
 
-# libfacedetection's C++ entry point in the pinned yuface wheel: facedetect_cnn(result_buffer, bgr, width,
-# height, step). yuface's own binding holds the GIL for the whole search; called through ctypes it lets
+# libfacedetection's C++ entry point in the pinned yuface wheel: facedetect_cnn(result_buffer, bgr,
+# width,
+# height, step). yuface's own binding holds the GIL for the whole search; called through ctypes it
+# lets
 # go, so a search on a second thread runs beside the frames (as OpenCV's do).
 FACEDETECT_CNN = "_Z14facedetect_cnnPhS_iii"
-FACEDETECT_BUFFER = 0x20000  # bytes: an int count, then 16 int16 per face (libfacedetection's examples' size)
+FACEDETECT_BUFFER = (
+    0x20000  # bytes: an int count, then 16 int16 per face (libfacedetection's examples' size)
+)
 
 
 def yuface_without_the_gil(library: Path):
-    """A detect(bgr, conf) -> (scores x100, XYWH boxes, 10 landmark coordinates) like yuface.detect's,
+    """A detect(bgr, conf) -> (scores x100, XYWH boxes, 10 landmark coordinates) like
+    yuface.detect's,
     calling its library directly; yuface.detect itself where the symbol is not there."""
     import ctypes
 
@@ -228,8 +279,12 @@ def yuface_without_the_gil(library: Path):
 
     def detect(bgr: np.ndarray, conf: float):
         bgr = np.ascontiguousarray(bgr, dtype=np.uint8)
-        buffer = np.zeros(FACEDETECT_BUFFER, np.uint8)  # one per call: calls may run on two threads at once
-        count = search(buffer.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0])[0]
+        buffer = np.zeros(
+            FACEDETECT_BUFFER, np.uint8
+        )  # one per call: calls may run on two threads at once
+        count = search(
+            buffer.ctypes.data, bgr.ctypes.data, bgr.shape[1], bgr.shape[0], bgr.strides[0]
+        )[0]
         rows = np.frombuffer(buffer, np.int16, count=16 * count, offset=4).reshape(count, 16)
         rows = rows[rows[:, 0] >= conf * 100]  # scores come x100
         return rows[:, 0].copy(), rows[:, 1:5].copy(), rows[:, 5:15].copy()
@@ -239,14 +294,16 @@ def yuface_without_the_gil(library: Path):
 
 
 class YuFaceDetector:
-    """YuNet (libfacedetection) with its weights compiled into the `yuface` wheel: nothing to download,
+    """YuNet (libfacedetection) with its weights compiled into the `yuface` wheel: nothing to
+    download,
     no model file to bring. Boxes and the five landmarks."""
 
     name = "yuface"
 
     def __init__(self, options: DetectorOptions):
         self.detect = load_yuface()
-        # yuface's own binding holds the GIL while it searches; load_yuface calls its library through
+        # yuface's own binding holds the GIL while it searches; load_yuface calls its library
+        # through
         # ctypes instead, which lets go of it (unless the pinned wheel's symbol is missing).
         self.releases_gil = getattr(self.detect, "releases_gil", False)
         self.options = options
@@ -259,7 +316,9 @@ class YuFaceDetector:
         scores, boxes, landmarks = self.detect(bgr, YUFACE_SCORE_THRESHOLD)
         if len(boxes) == 0:
             return []
-        rows = np.concatenate([scores[:, None] / 100.0, boxes, landmarks], axis=1)  # scores come x100
+        rows = np.concatenate(
+            [scores[:, None] / 100.0, boxes, landmarks], axis=1
+        )  # scores come x100
         return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
 
 
@@ -272,8 +331,10 @@ class YuNetDetector:
     def __init__(self, options: DetectorOptions):
         path = Path(options.yunet_model).expanduser()
         if not options.yunet_model or not path.is_file():
-            raise ConfigError(f"detector 'yunet' needs yunet_model, the path of a local YuNet .onnx file "
-                              f"(got {options.yunet_model!r})")
+            raise ConfigError(
+                f"detector 'yunet' needs yunet_model, the path of a local YuNet .onnx file "
+                f"(got {options.yunet_model!r})"
+            )
         try:
             self.net = cv2.FaceDetectorYN.create(str(path), "", (320, 320), YUNET_SCORE_THRESHOLD)
         except cv2.error as err:
@@ -281,12 +342,16 @@ class YuNetDetector:
         self.options = options
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
-        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cnn_scale(self.options, rgb.shape, sizes))
+        bgr, scale = shrink(
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cnn_scale(self.options, rgb.shape, sizes)
+        )
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, found = self.net.detect(bgr)
         if found is None:
             return []
-        rows = np.concatenate([found[:, 14:15], found[:, :14]], axis=1)  # x, y, w, h, 10 landmarks, score
+        rows = np.concatenate(
+            [found[:, 14:15], found[:, :14]], axis=1
+        )  # x, y, w, h, 10 landmarks, score
         return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
 
 
@@ -312,8 +377,10 @@ def make_detector(options: DetectorOptions):
     if name == "none":
         return WholeImage()
     assert name == "hri", f"DetectorOptions let an unknown detector through: {name!r}"
-    raise ConfigError("detector hri takes its faces from a ROS4HRI face detector's topics: only fer_node "
-                      "can use it; choose auto, yuface, yunet, haar or none here")
+    raise ConfigError(
+        "detector hri takes its faces from a ROS4HRI face detector's topics: only fer_node "
+        "can use it; choose auto, yuface, yunet, haar or none here"
+    )
 
 
 def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
@@ -325,4 +392,4 @@ def expand_box(box: Box, margin: float, width: int, height: int) -> Box:
 
 def crop(rgb: np.ndarray, box: Box) -> np.ndarray:
     x, y, w, h = box
-    return rgb[y:y + h, x:x + w]
+    return rgb[y : y + h, x : x + w]

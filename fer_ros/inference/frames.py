@@ -17,22 +17,29 @@ COLORS = ("rgb", "bgr")
 
 def check_size(width: int, height: int, what: str = "image") -> None:
     if not (0 < height <= MAX_SIDE and 0 < width <= MAX_SIDE):
-        raise FrameError(f"{what} size {width}x{height} is zero or absurd (at most {MAX_SIDE} a side)")
+        raise FrameError(
+            f"{what} size {width}x{height} is zero or absurd (at most {MAX_SIDE} a side)"
+        )
 
 
 def to_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
-    """An (H, W, 3) uint8 RGB array from an 8-bit grey, RGB/BGR or RGBA/BGRA array (`color` names the
+    """An (H, W, 3) uint8 RGB array from an 8-bit grey, RGB/BGR or RGBA/BGRA array (`color` names
+    the
     order of a colour array's channels)."""
     if color not in COLORS:
         raise FrameError(f"color must be one of {', '.join(COLORS)}, not {color!r}")
     if not isinstance(image, np.ndarray):
         raise FrameError(f"expected a numpy array or an image path, not {type(image).__name__}")
     if image.dtype != np.uint8:
-        raise FrameError(f"expected 8-bit pixels (uint8), not {image.dtype}: scale and convert first")
+        raise FrameError(
+            f"expected 8-bit pixels (uint8), not {image.dtype}: scale and convert first"
+        )
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-        raise FrameError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, not shape {image.shape}")
+        raise FrameError(
+            f"expected an (H, W), (H, W, 3) or (H, W, 4) image, not shape {image.shape}"
+        )
     check_size(image.shape[1], image.shape[0])
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)

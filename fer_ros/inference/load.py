@@ -9,12 +9,18 @@ log = logging.getLogger(__name__)
 
 # fer_node's default for OpenCV's threads (its detect_threads parameter, a ROS-side setting): with
 # all cores, OpenCV's workers fight the model's and every other process's for a busy CPU (the
-# demo's 640x480 clip spent 75-170 ms a frame in detection instead of 20-30 on a loaded 2-core machine).
+# demo's 640x480 clip spent 75-170 ms a frame in detection instead of 20-30 on a loaded 2-core
+# machine).
 DETECT_THREADS = 1
 
 
-def build_pipeline(engine_options, pipeline_options, detect_threads: int = DETECT_THREADS, warn=log.warning,
-                   note=None):
+def build_pipeline(
+    engine_options,
+    pipeline_options,
+    detect_threads: int = DETECT_THREADS,
+    warn=log.warning,
+    note=None,
+):
     """(engine, pipeline): the engine `engine_options` describe, warmed up, and a pipeline of
     `pipeline_options` over it. OpenCV's thread count is set to `detect_threads` (0: OpenCV's
     default). `warn` gets the engine's warnings (a CPU fallback), `note` the detector choice `auto`
@@ -49,6 +55,13 @@ def load_pipeline(params: dict, warn=log.warning, note=None):
     from fer_ros.inference.pipeline import PipelineOptions
     from fer_ros.options import from_params
 
-    pipeline_options = dataclasses.replace(from_params(PipelineOptions, params), detect_async=False)
-    return build_pipeline(from_params(EngineOptions, params), pipeline_options,
-                          params.get("detect_threads", DETECT_THREADS), warn=warn, note=note)
+    pipeline_options = dataclasses.replace(
+        from_params(PipelineOptions, params), detect_async=False
+    )
+    return build_pipeline(
+        from_params(EngineOptions, params),
+        pipeline_options,
+        params.get("detect_threads", DETECT_THREADS),
+        warn=warn,
+        note=note,
+    )

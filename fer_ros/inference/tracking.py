@@ -16,11 +16,17 @@ SMOOTHING = ("none", "ema", "window")
 
 @dataclass(frozen=True)
 class TrackerOptions(Checked):
-    smoothing: str = option("none", "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING)
+    smoothing: str = option(
+        "none", "Per-face temporal smoothing: none, ema or window", choices=SMOOTHING
+    )
     smoothing_alpha: float = option(0.5, "Weight of the newest frame for ema smoothing", 0.01, 1.0)
     smoothing_window: int = option(5, "Frames averaged for window smoothing", 1, 300)
-    track_iou: float = option(0.3, "Box overlap (IoU) that keeps a face's id across frames", 0.0, 1.0)
-    track_timeout: float = option(1.0, "Seconds a lost face keeps its id and smoothing state", 0.0, 60.0)
+    track_iou: float = option(
+        0.3, "Box overlap (IoU) that keeps a face's id across frames", 0.0, 1.0
+    )
+    track_timeout: float = option(
+        1.0, "Seconds a lost face keeps its id and smoothing state", 0.0, 60.0
+    )
 
 
 def iou(a: Box, b: Box) -> float:
@@ -53,8 +59,14 @@ class FaceTracker:
     def match(self, boxes: list[Box], now: float) -> list[Track]:
         """One track per box (same order), creating tracks for new faces, forgetting stale ones."""
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.options.track_timeout]
-        pairs = sorted(((iou(box, t.box), i, j) for i, box in enumerate(boxes)
-                        for j, t in enumerate(self.tracks)), reverse=True)
+        pairs = sorted(
+            (
+                (iou(box, t.box), i, j)
+                for i, box in enumerate(boxes)
+                for j, t in enumerate(self.tracks)
+            ),
+            reverse=True,
+        )
         assigned: dict[int, Track] = {}
         used = set()
         for overlap, i, j in pairs:
@@ -78,11 +90,14 @@ class FaceTracker:
     def smooth(self, track: Track, probs: np.ndarray) -> np.ndarray:
         opts = self.options
         if opts.smoothing == "ema":
-            track.average = probs.copy() if track.average is None else \
-                opts.smoothing_alpha * probs + (1.0 - opts.smoothing_alpha) * track.average
+            track.average = (
+                probs.copy()
+                if track.average is None
+                else opts.smoothing_alpha * probs + (1.0 - opts.smoothing_alpha) * track.average
+            )
             out = track.average
         elif opts.smoothing == "window":
-            track.history = (track.history + [probs])[-opts.smoothing_window:]
+            track.history = (track.history + [probs])[-opts.smoothing_window :]
             out = np.mean(track.history, axis=0)
         else:
             out = probs

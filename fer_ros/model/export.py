@@ -1,7 +1,9 @@
 """ONNX export of a fer_ros checkpoint (`fer-ros export`), and the export cache the engine uses.
 
-The exported graph takes the normalised (N, 3, S, S) float32 tensor `fer_ros.model.preprocess` makes and
-returns logits (N, classes); the batch axis is dynamic. The checkpoint's metadata is copied into the
+The exported graph takes the normalised (N, 3, S, S) float32 tensor `fer_ros.model.preprocess`
+makes and
+returns logits (N, classes); the batch axis is dynamic. The checkpoint's metadata is copied into
+the
 ONNX file's `metadata_props` ("fer_ros"), so the labels and preprocessing travel with it.
 """
 
@@ -25,7 +27,9 @@ log = logging.getLogger(__name__)
 
 
 class ExportError(RuntimeError):
-    """The exported graph does not compute what the model computes (exit code 1: the run failed)."""
+    """The exported graph does not compute what the model computes (exit code 1: the run
+    failed)."""
+
 
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-3  # largest |logit difference| `fer-ros export` accepts
@@ -56,22 +60,38 @@ def export_onnx(
     x = torch.zeros(2, 3, input_size, input_size)  # batch 2: torch.export specialises a batch of 1
     with atomic_file(path) as tmp:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is "legacy"
-            # The fusion block turns feature-map sizes into pooling kernels; the export fixes the input
+            warnings.simplefilter(
+                "ignore", DeprecationWarning
+            )  # the TorchScript exporter is "legacy"
+            # The fusion block turns feature-map sizes into pooling kernels; the export fixes the
+            # input
             # size, so the tracer's "converting a tensor to a Python integer" warning is expected.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             if dynamo:
                 batch = torch.export.Dim("batch", min=1, max=4096)
                 torch.onnx.export(
-                    model, (x,), tmp, dynamo=True, opset_version=max(opset, 18), input_names=["input"],
-                    output_names=["logits"], dynamic_shapes=({0: batch},) if dynamic_batch else None,
-                )  # fmt: skip
+                    model,
+                    (x,),
+                    tmp,
+                    dynamo=True,
+                    opset_version=max(opset, 18),
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_shapes=({0: batch},) if dynamic_batch else None,
+                )
             else:
                 torch.onnx.export(
-                    model, (x if dynamic_batch else x[:1],), tmp, dynamo=False, opset_version=opset,
-                    input_names=["input"], output_names=["logits"],
-                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None,
-                )  # fmt: skip
+                    model,
+                    (x if dynamic_batch else x[:1],),
+                    tmp,
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}
+                    if dynamic_batch
+                    else None,
+                )
         proto = onnx.load(tmp)
         if meta_json is not None:
             entry = proto.metadata_props.add()
@@ -89,12 +109,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_ros"
 
 
-def cached_onnx(model: torch.nn.Module, input_size: int, weights_key: str, meta_json: str | None = None) -> Path:
-    """The ONNX export of `model`, made once per weights (`weights_key`, e.g. the checkpoint's sha256)
+def cached_onnx(
+    model: torch.nn.Module, input_size: int, weights_key: str, meta_json: str | None = None
+) -> Path:
+    """The ONNX export of `model`, made once per weights (`weights_key`, e.g. the checkpoint's
+    sha256)
     and input size, and reused from the cache afterwards.
 
-    Beside `<hash>.onnx` lies `<hash>.onnx.json`: the key it was built from and the file's own sha256.
-    A cache file that does not match it (replaced, truncated, or from a fer_ros that wrote no record)
+    Beside `<hash>.onnx` lies `<hash>.onnx.json`: the key it was built from and the file's own
+    sha256.
+    A cache file that does not match it (replaced, truncated, or from a fer_ros that wrote no
+    record)
     is rebuilt, with a warning, rather than run: the cache is outside the checkpoint's identity, so
     a swapped file would otherwise change every answer under the checkpoint's name.
     """
@@ -109,7 +134,9 @@ def cached_onnx(model: torch.nn.Module, input_size: int, weights_key: str, meta_
         log.info("exporting ONNX to %s (once per checkpoint)", path)
     export_onnx(model, path, input_size, meta_json=meta_json)
     # Written after the export: a crash between the two leaves no record, hence a rebuild.
-    atomic_write_text(json.dumps({"key": key, "sha256": file_digest(path)}) + "\n", record_path(path))
+    atomic_write_text(
+        json.dumps({"key": key, "sha256": file_digest(path)}) + "\n", record_path(path)
+    )
     return path
 
 
@@ -118,7 +145,8 @@ def record_path(path: Path) -> Path:
 
 
 def cache_problem(path: Path, key: str) -> str | None:
-    """Why the cached export at `path` cannot be trusted for `key`, or None when its record matches."""
+    """Why the cached export at `path` cannot be trusted for `key`, or None when its record
+    matches."""
     try:
         record = json.loads(record_path(path).read_text())
     except FileNotFoundError:
@@ -149,11 +177,15 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def parity(model: torch.nn.Module, onnx_path: str | Path, input_size: int, batch: int = 2, seed: int = 0) -> float:
+def parity(
+    model: torch.nn.Module, onnx_path: str | Path, input_size: int, batch: int = 2, seed: int = 0
+) -> float:
     """Largest absolute difference between ONNX Runtime's and PyTorch's logits on random input."""
     import onnxruntime as ort
 
-    x = torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(
+        batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(seed)
+    )
     with torch.inference_mode():
         ref = model.float().cpu().eval()(x).numpy()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -166,11 +198,17 @@ def parity(model: torch.nn.Module, onnx_path: str | Path, input_size: int, batch
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="fer_ros .safetensors checkpoint")
-    parser.add_argument("-o", "--output", help="ONNX file to write (default: the checkpoint's name with .onnx)")
+    parser.add_argument(
+        "-o", "--output", help="ONNX file to write (default: the checkpoint's name with .onnx)"
+    )
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
-    parser.add_argument("--dynamo", action="store_true", help="use torch.export-based exporter (needs onnxscript)")
-    parser.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime parity check")
+    parser.add_argument(
+        "--dynamo", action="store_true", help="use torch.export-based exporter (needs onnxscript)"
+    )
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the ONNX Runtime parity check"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -180,16 +218,27 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_checkpoint(args.checkpoint)
     pre = meta.preprocess
     export_onnx(
-        model, out, pre.input_size, meta_json=meta.to_json(), opset=args.opset,
-        dynamic_batch=not args.static_batch, dynamo=args.dynamo,
-    )  # fmt: skip
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input (N, 3, {pre.input_size}, {pre.input_size}) "
-          f"float32 normalised with mean {pre.mean} std {pre.std}, colour {pre.color}; output logits "
-          f"over {meta.labels}")  # fmt: skip
+        model,
+        out,
+        pre.input_size,
+        meta_json=meta.to_json(),
+        opset=args.opset,
+        dynamic_batch=not args.static_batch,
+        dynamo=args.dynamo,
+    )
+    print(
+        f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): input (N, 3, {pre.input_size}, "
+        f"{pre.input_size}) "
+        f"float32 normalised with mean {pre.mean} std {pre.std}, colour {pre.color}; output "
+        "logits "
+        f"over {meta.labels}"
+    )
     if not args.no_check:
         diff = parity(model, out, pre.input_size, batch=1 if args.static_batch else 2)
         print(f"parity with PyTorch: max |logit difference| = {diff:.2e}")
         if diff > PARITY_TOLERANCE:
-            raise ExportError(f"ONNX Runtime's logits differ from PyTorch's by {diff:.2e} (more than "
-                              f"{PARITY_TOLERANCE:g}); {out} is not to be trusted")
+            raise ExportError(
+                f"ONNX Runtime's logits differ from PyTorch's by {diff:.2e} (more than "
+                f"{PARITY_TOLERANCE:g}); {out} is not to be trusted"
+            )
     return 0

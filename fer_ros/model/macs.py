@@ -1,7 +1,8 @@
 """Multiply-accumulate count of a MiT-fusion forward pass.
 
 Counted: every Conv2d and Linear (weights x output positions, as the paper's "0.425 B FLOPs" and
-most vision papers count, 0.421 G for MiT-b0 at 224x224, benchmarks/results/bench_cpu.json), and separately the two attention
+most vision papers count, 0.421 G for MiT-b0 at 224x224, benchmarks/results/bench_cpu.json), and
+separately the two attention
 products (Q K^T and attn V). Not counted: norms, activations, softmax, pooling, additions.
 """
 
@@ -14,7 +15,8 @@ from fer_ros.model.mit import Attention
 
 
 def count_macs(model: nn.Module, input_size: int = 224, in_chans: int = 3) -> dict[str, int]:
-    """{"conv_linear": ..., "attention": ..., "total": ...} for one image of input_size x input_size."""
+    """{"conv_linear": ..., "attention": ..., "total": ...} for one image of input_size x
+    input_size."""
     counts = {"conv_linear": 0, "attention": 0}
 
     def conv_hook(m: nn.Conv2d, inputs, out):
@@ -42,7 +44,11 @@ def count_macs(model: nn.Module, input_size: int = 224, in_chans: int = 3) -> di
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, in_chans, input_size, input_size, device=next(model.parameters()).device))
+            model(
+                torch.zeros(
+                    1, in_chans, input_size, input_size, device=next(model.parameters()).device
+                )
+            )
     finally:
         for h in hooks:
             h.remove()

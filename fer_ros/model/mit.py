@@ -2,14 +2,16 @@
 
 Layout follows timm's `pvt_v2.py`: building blocks, the model, then the named variants.
 
-The encoder is MiT-b0..b5. The head max-pools the stage outputs F1..F3 to F4's grid (kernel = stride
+The encoder is MiT-b0..b5. The head max-pools the stage outputs F1..F3 to F4's grid (kernel =
+stride
 = 8, 4, 2 at 224x224; adaptive windows where a size is not divisible by 32), concatenates them with
 F4, projects back to F4's width with a 1x1 convolution (F_R), and re-weights F4 with it:
 F_N = F4 + F4 * F_R. Global average pooling, dropout and a linear layer give the logits. With 7
 classes MiT-b0 + fusion has exactly 3,452,519 parameters.
 
 Parameter names inside a block are those of the official SegFormer release (`attn.q`, `attn.kv`,
-`attn.sr`, `mlp.dwconv`, ...) so that `fer_ros.model.weights` only has to rename the stage prefixes.
+`attn.sr`, `mlp.dwconv`, ...) so that `fer_ros.model.weights` only has to rename the stage
+prefixes.
 """
 
 from __future__ import annotations
@@ -43,9 +45,17 @@ class DropPath(nn.Module):
 
 
 class Attention(nn.Module):
-    """Efficient self-attention: keys and values come from a sequence shrunk by `sr_ratio` per side."""
+    """Efficient self-attention: keys and values come from a sequence shrunk by `sr_ratio` per
+    side."""
 
-    def __init__(self, dim: int, num_heads: int, sr_ratio: int, qkv_bias: bool = True, attn_drop: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        sr_ratio: int,
+        qkv_bias: bool = True,
+        attn_drop: float = 0.0,
+    ):
         super().__init__()
         assert dim % num_heads == 0, f"dim {dim} must be divisible by num_heads {num_heads}"
         self.num_heads = num_heads
@@ -61,20 +71,27 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, N, C = x.shape
-        q = self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2)  # (B, heads, N, head_dim)
+        q = (
+            self.q(x).reshape(B, N, self.num_heads, self.head_dim).transpose(1, 2)
+        )  # (B, heads, N, head_dim)
         if self.sr_ratio > 1:
             x = x.transpose(1, 2).reshape(B, C, H, W)  # (B, C, H, W)
             x = self.sr(x).flatten(2).transpose(1, 2)  # (B, N / sr^2, C)
             x = self.norm(x)
-        kv = self.kv(x).reshape(B, -1, 2, self.num_heads, self.head_dim)  # (B, M, 2, heads, head_dim)
+        kv = self.kv(x).reshape(
+            B, -1, 2, self.num_heads, self.head_dim
+        )  # (B, M, 2, heads, head_dim)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 x (B, heads, M, head_dim)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
+        x = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_drop if self.training else 0.0
+        )
         x = x.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
         return self.proj(x)
 
 
 class MixFFN(nn.Module):
-    """fc1 -> 3x3 depth-wise conv (the positional cue MiT uses instead of embeddings) -> GELU -> fc2."""
+    """fc1 -> 3x3 depth-wise conv (the positional cue MiT uses instead of embeddings) -> GELU ->
+    fc2."""
 
     def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0):
         super().__init__()
@@ -123,7 +140,9 @@ class OverlapPatchEmbed(nn.Module):
 
     def __init__(self, in_chans: int, dim: int, patch_size: int, stride: int):
         super().__init__()
-        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=stride, padding=patch_size // 2)
+        self.proj = nn.Conv2d(
+            in_chans, dim, kernel_size=patch_size, stride=stride, padding=patch_size // 2
+        )
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
@@ -166,7 +185,8 @@ class Stage(nn.Module):
 
 
 class MiT(nn.Module):
-    """The four-stage Mix Transformer encoder; returns the map of every stage (strides 4, 8, 16, 32)."""
+    """The four-stage Mix Transformer encoder; returns the map of every stage (strides 4, 8, 16,
+    32)."""
 
     def __init__(
         self,
@@ -182,7 +202,9 @@ class MiT(nn.Module):
     ):
         super().__init__()
         if not len(embed_dims) == len(depths) == len(num_heads) == len(sr_ratios) == 4:
-            raise ValueError("embed_dims, depths, num_heads and sr_ratios need one entry per stage (4)")
+            raise ValueError(
+                "embed_dims, depths, num_heads and sr_ratios need one entry per stage (4)"
+            )
         self.embed_dims = tuple(embed_dims)
         n = sum(depths)
         rates = [drop_path_rate * i / max(n - 1, 1) for i in range(n)]  # linear over all blocks
@@ -218,22 +240,32 @@ class MiT(nn.Module):
 def max_pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Adaptive max-pooling of (B, C, H, W) to (B, C, *size), in a form every exporter accepts.
 
-    When the grid divides evenly this is the paper's fixed pooling (kernel = stride = H / size: 8, 4, 2
-    for F1..F3 at 224x224 and at every multiple of 32). Otherwise (e.g. 48x48 or 112x112 inputs, where
+    When the grid divides evenly this is the paper's fixed pooling (kernel = stride = H / size: 8,
+    4, 2
+    for F1..F3 at 224x224 and at every multiple of 32). Otherwise (e.g. 48x48 or 112x112 inputs,
+    where
     the strided convolutions round up) the windows are adaptive pooling's, floor(i * H / h) to
-    ceil((i + 1) * H / h), taken one axis at a time (a max over a rectangle is a max of maxes), because
+    ceil((i + 1) * H / h), taken one axis at a time (a max over a rectangle is a max of maxes),
+    because
     the ONNX exporter refuses adaptive_max_pool2d for uneven grids.
     """
-    # Plain ints: the ONNX export has a fixed input size, and pooling kernels must be constants there.
+    # Plain ints: the ONNX export has a fixed input size, and pooling kernels must be constants
+    # there.
     (h, w), (oh, ow) = (int(v) for v in x.shape[-2:]), (int(v) for v in size)
     if h % oh == 0 and w % ow == 0:
         return F.max_pool2d(x, kernel_size=(h // oh, w // ow))
-    x = torch.cat([x[..., i * h // oh : -(-(i + 1) * h // oh), :].amax(-2, keepdim=True) for i in range(oh)], -2)
-    return torch.cat([x[..., j * w // ow : -(-(j + 1) * w // ow)].amax(-1, keepdim=True) for j in range(ow)], -1)
+    x = torch.cat(
+        [x[..., i * h // oh : -(-(i + 1) * h // oh), :].amax(-2, keepdim=True) for i in range(oh)],
+        -2,
+    )
+    return torch.cat(
+        [x[..., j * w // ow : -(-(j + 1) * w // ow)].amax(-1, keepdim=True) for j in range(ow)], -1
+    )
 
 
 class Fusion(nn.Module):
-    """Max-pool F1..F3 to F4's grid, concat with F4, 1x1 conv to F4's width (F_R); F_N = F4 + F4 * F_R."""
+    """Max-pool F1..F3 to F4's grid, concat with F4, 1x1 conv to F4's width (F_R); F_N = F4 + F4 *
+    F_R."""
 
     def __init__(self, embed_dims: tuple[int, ...]):
         super().__init__()
@@ -330,9 +362,12 @@ VARIANTS: dict[str, MiTConfig] = {
 
 
 def variant_kwargs(variant: str) -> dict:
-    """The MiTFusion keyword arguments of a named variant (lists, so they round-trip through JSON)."""
+    """The MiTFusion keyword arguments of a named variant (lists, so they round-trip through
+    JSON)."""
     if variant not in VARIANTS:
-        raise ConfigError(f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise ConfigError(
+            f"unknown model variant {variant!r}; choose one of {', '.join(VARIANTS)}"
+        )
     cfg = VARIANTS[variant]
     return {
         "embed_dims": list(cfg.embed_dims),
@@ -344,7 +379,8 @@ def variant_kwargs(variant: str) -> dict:
 
 
 def build_model(variant: str = "mit_b0", num_classes: int = 7, **overrides) -> MiTFusion:
-    """A MiT-fusion model of a named variant; `overrides` replace any MiTFusion keyword argument."""
+    """A MiT-fusion model of a named variant; `overrides` replace any MiTFusion keyword
+    argument."""
     kwargs = variant_kwargs(variant) | {"num_classes": num_classes} | overrides
     return MiTFusion(**kwargs)
 

@@ -38,12 +38,17 @@ class Preprocess:
         if self.color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, got {self.color!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise ValueError(f"mean and std need 3 values each (std > 0), got {self.mean} / {self.std}")
+            raise ValueError(
+                f"mean and std need 3 values each (std > 0), got {self.mean} / {self.std}"
+            )
         if self.input_size < MIN_INPUT_SIZE:
-            raise ValueError(f"input_size must be at least {MIN_INPUT_SIZE}, got {self.input_size}")
+            raise ValueError(
+                f"input_size must be at least {MIN_INPUT_SIZE}, got {self.input_size}"
+            )
 
     def resize(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Crops (uint8 HxWx3 RGB or HxW grey, any size) -> uint8 (N, S, S, 3), colour mode applied."""
+        """Crops (uint8 HxWx3 RGB or HxW grey, any size) -> uint8 (N, S, S, 3), colour mode
+        applied."""
         s = self.input_size
         out = np.empty((len(crops), s, s, 3), np.uint8)
         for i, crop in enumerate(crops):
@@ -54,36 +59,50 @@ class Preprocess:
             out[i] = crop[..., None] if crop.ndim == 2 else crop  # grey broadcasts to 3 channels
         return out
 
-    def batch(self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
-        """Crops -> uint8 (N, 3, S, S) on `device`, colour mode applied, not normalised (for callers
+    def batch(
+        self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
+        """Crops -> uint8 (N, 3, S, S) on `device`, colour mode applied, not normalised (for
+        callers
         that augment first). A GPU gets it through pinned memory, asynchronously."""
         batch = torch.from_numpy(self.resize(crops))  # (N, S, S, 3) uint8
         if torch.device(device).type != "cpu":
-            batch = batch.pin_memory().to(device, non_blocking=True)  # normalised there, on the GPU
+            batch = batch.pin_memory().to(
+                device, non_blocking=True
+            )  # normalised there, on the GPU
         return batch.permute(0, 3, 1, 2)  # (N, 3, S, S)
 
-    def __call__(self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    def __call__(
+        self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu"
+    ) -> torch.Tensor:
         """Crops -> float32 (N, 3, S, S) on `device`, normalised: what the model takes."""
         return normalize(self.batch(crops, device), self.mean, self.std)
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """The one resize rule for a face to a model's size x size: area averaging when shrinking (no
-    aliasing), bilinear when growing. Data sets use it too, so training sees what inference sees."""
+    aliasing), bilinear when growing. Data sets use it too, so training sees what inference
+    sees."""
     if image.shape[0] == size and image.shape[1] == size:
         return image
     shrink = image.shape[0] > size or image.shape[1] > size
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(
+        image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def _check_crop(crop: np.ndarray, index: int) -> np.ndarray:
-    crop = np.ascontiguousarray(crop)  # OpenCV refuses views with negative strides (e.g. BGR->RGB [..., ::-1])
+    crop = np.ascontiguousarray(
+        crop
+    )  # OpenCV refuses views with negative strides (e.g. BGR->RGB [..., ::-1])
     if crop.dtype != np.uint8:
         raise ValueError(f"crop {index}: expected uint8, got {crop.dtype}")
     if crop.ndim == 3 and crop.shape[2] == 1:
         crop = crop[..., 0]
     if not (crop.ndim == 2 or (crop.ndim == 3 and crop.shape[2] == 3)) or min(crop.shape[:2]) == 0:
-        raise ValueError(f"crop {index}: expected HxW or HxWx3 with H, W > 0, got shape {crop.shape}")
+        raise ValueError(
+            f"crop {index}: expected HxW or HxWx3 with H, W > 0, got shape {crop.shape}"
+        )
     return crop
 
 
@@ -96,11 +115,16 @@ def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
     mean_t = torch.tensor(mean, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     # (x * scale - mean) / std folded into one multiply-add
-    return torch.addcmul(-mean_t / std_t, batch.float(), scale / std_t).expand(-1, 3, -1, -1).contiguous()
+    return (
+        torch.addcmul(-mean_t / std_t, batch.float(), scale / std_t)
+        .expand(-1, 3, -1, -1)
+        .contiguous()
+    )
 
 
 def to_gray3(batch: torch.Tensor) -> torch.Tensor:
-    """RGB (N, 3, H, W) -> grey replicated to (N, 3, H, W), same dtype: what a "gray" model is fed."""
+    """RGB (N, 3, H, W) -> grey replicated to (N, 3, H, W), same dtype: what a "gray" model is
+    fed."""
     weights = torch.tensor(_LUMA, dtype=torch.float32, device=batch.device).view(1, 3, 1, 1)
     grey = (batch.float() * weights).sum(1, keepdim=True)
     if batch.dtype == torch.uint8:

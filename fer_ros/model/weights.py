@@ -2,7 +2,8 @@
 
 Three key layouts are understood, whichever file format carries them:
 
-- the official SegFormer release (`mit_b0.pth`): `patch_embed1.proj`, `block1.0.attn.kv`, `norm1`, ...
+- the official SegFormer release (`mit_b0.pth`): `patch_embed1.proj`, `block1.0.attn.kv`, `norm1`,
+...
 - Hugging Face `nvidia/mit-b0` as published (`pytorch_model.bin` / `model.safetensors`):
   `segformer.encoder.block.0.0.attention.self.query`, ... with key and value as separate layers;
 - the layout transformers >= 5 uses in memory: `stages.0.blocks.0.attention.q_proj`, ...
@@ -21,15 +22,17 @@ from pathlib import Path
 import torch
 
 from fer_ros.errors import CheckpointError
-from fer_ros.paths import existing_file
 from fer_ros.model.mit import VARIANTS, MiT, MiTFusion
+from fer_ros.paths import existing_file
 
 log = logging.getLogger(__name__)
 
-# Classification / segmentation heads that come with the published files and are dropped on purpose.
+# Classification / segmentation heads that come with the published files and are dropped on
+# purpose.
 _HEAD_PREFIXES = ("head.", "classifier.", "decode_head.")
 
-# (pattern, replacement) from each layout to our encoder's names. Block-internal names of the official
+# (pattern, replacement) from each layout to our encoder's names. Block-internal names of the
+# official
 # release equal ours, apart from the depth-wise conv's extra level.
 _OFFICIAL = [
     (r"^patch_embed(\d)\.(proj|norm)\.", lambda m: f"stages.{int(m[1]) - 1}.patch_embed.{m[2]}."),
@@ -39,7 +42,10 @@ _OFFICIAL = [
 ]
 _HF_V4 = [
     (r"^(segformer\.)?encoder\.patch_embeddings\.(\d)\.proj\.", r"stages.\2.patch_embed.proj."),
-    (r"^(segformer\.)?encoder\.patch_embeddings\.(\d)\.layer_norm\.", r"stages.\2.patch_embed.norm."),
+    (
+        r"^(segformer\.)?encoder\.patch_embeddings\.(\d)\.layer_norm\.",
+        r"stages.\2.patch_embed.norm.",
+    ),
     (r"^(segformer\.)?encoder\.block\.(\d)\.(\d+)\.", r"stages.\2.blocks.\3."),
     (r"^(segformer\.)?encoder\.layer_norm\.(\d)\.", r"stages.\2.norm."),
     (r"\.layer_norm_1\.", ".norm1."),
@@ -56,7 +62,10 @@ _HF_V4 = [
 ]
 _HF_V5 = [
     (r"^(segformer\.)?stages\.(\d)\.patch_embeddings\.proj\.", r"stages.\2.patch_embed.proj."),
-    (r"^(segformer\.)?stages\.(\d)\.patch_embeddings\.layer_norm\.", r"stages.\2.patch_embed.norm."),
+    (
+        r"^(segformer\.)?stages\.(\d)\.patch_embeddings\.layer_norm\.",
+        r"stages.\2.patch_embed.norm.",
+    ),
     (r"^(segformer\.)?stages\.(\d)\.blocks\.(\d+)\.", r"stages.\2.blocks.\3."),
     (r"^(segformer\.)?stages\.(\d)\.layer_norm\.", r"stages.\2.norm."),
     (r"\.layernorm_before\.", ".norm1."),
@@ -90,9 +99,11 @@ class ImportReport:
     origin: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __str__(self) -> str:
-        s = f"{self.layout} MiT weights ({self.variant or 'unknown variant'}): loaded {self.loaded} tensors"
+        variant = self.variant or "unknown variant"
+        s = f"{self.layout} MiT weights ({variant}): loaded {self.loaded} tensors"
         if self.missing:
-            s += f"; missing {len(self.missing)}: {', '.join(self.missing[:5])}{' ...' if len(self.missing) > 5 else ''}"
+            more = " ..." if len(self.missing) > 5 else ""
+            s += f"; missing {len(self.missing)}: {', '.join(self.missing[:5])}{more}"
         if self.unexpected:
             s += f"; unexpected {len(self.unexpected)}: {', '.join(self.unexpected[:5])}"
         if self.ignored:
@@ -101,8 +112,10 @@ class ImportReport:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a .safetensors file, or of a torch file loaded with weights_only=True (never unpickles
-    arbitrary objects). A checkpoint wrapping its weights in "state_dict" or "model" is unwrapped."""
+    """Tensors of a .safetensors file, or of a torch file loaded with weights_only=True (never
+    unpickles
+    arbitrary objects). A checkpoint wrapping its weights in "state_dict" or "model" is
+    unwrapped."""
     path = existing_file(path, "weights file", CheckpointError)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
@@ -114,7 +127,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a plain torch weights file (loaded with weights_only=True): {e}") from e
+        raise CheckpointError(
+            f"{path} is not a plain torch weights file (loaded with weights_only=True): {e}"
+        ) from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -129,19 +144,25 @@ def detect_layout(state_dict: dict[str, torch.Tensor]) -> str:
             return name
     raise CheckpointError(
         "not MiT weights: found none of the official SegFormer (block1.0.attn.kv) or Hugging Face "
-        f"(encoder.block.0.0.attention.self.key / stages.0.blocks.0.attention.k_proj) names; first keys: "
+        "(encoder.block.0.0.attention.self.key / stages.0.blocks.0.attention.k_proj) names; "
+        "first keys: "
         f"{', '.join(list(state_dict)[:4])}"
     )
 
 
-def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], ImportReport]:
-    """Rename a MiT state dict of any known layout to our `MiT` encoder's names (key and value fused
+def convert_state_dict(
+    state_dict: dict[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], ImportReport]:
+    """Rename a MiT state dict of any known layout to our `MiT` encoder's names (key and value
+    fused
     into `attn.kv`). The report's `missing` is left empty: only a model knows what it lacks; its
     `origin` maps each converted name back to the file's."""
     layout = detect_layout(state_dict)
     rules = [(re.compile(p), r) for p, r in _LAYOUTS[layout][1]]
     out: dict[str, torch.Tensor] = {}
-    origin: dict[str, str] = {}  # our name -> the file's, to report unexpected keys as the file names them
+    origin: dict[
+        str, str
+    ] = {}  # our name -> the file's, to report unexpected keys as the file names them
     unexpected, ignored = [], []
     for key, tensor in state_dict.items():
         if key.removeprefix("segformer.").startswith(_HEAD_PREFIXES):
@@ -154,14 +175,17 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, t
             unexpected.append(key)
             continue
         out[new], origin[new] = tensor, key
-    # The official layout fuses key and value in one layer (rows [:C] key, [C:] value); HF splits them.
+    # The official layout fuses key and value in one layer (rows [:C] key, [C:] value); HF splits
+    # them.
     for k_name in [k for k in out if ".attn.k." in k]:
         v_name = k_name.replace(".attn.k.", ".attn.v.")
         if v_name in out:
             kv_name = k_name.replace(".attn.k.", ".attn.kv.")
             out[kv_name] = torch.cat([out.pop(k_name), out.pop(v_name)], 0)
             origin[kv_name] = origin[k_name]
-    report = ImportReport(layout, guess_variant(out), loaded=len(out), unexpected=unexpected, ignored=ignored)
+    report = ImportReport(
+        layout, guess_variant(out), loaded=len(out), unexpected=unexpected, ignored=ignored
+    )
     report.origin = origin
     return out, report
 
@@ -174,7 +198,9 @@ def guess_variant(encoder_state: dict[str, torch.Tensor]) -> str | None:
         if w is None:
             return None
         dims.append(w.shape[0])
-        blocks = {int(k.split(".")[3]) for k in encoder_state if k.startswith(f"stages.{i}.blocks.")}
+        blocks = {
+            int(k.split(".")[3]) for k in encoder_state if k.startswith(f"stages.{i}.blocks.")
+        }
         depths.append(len(blocks))
     for name, cfg in VARIANTS.items():
         if tuple(dims) == cfg.embed_dims and tuple(depths) == cfg.depths:
@@ -182,11 +208,14 @@ def guess_variant(encoder_state: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
-def load_mit_weights(model: MiTFusion | MiT, path_or_state: str | Path | dict, strict: bool = False) -> ImportReport:
+def load_mit_weights(
+    model: MiTFusion | MiT, path_or_state: str | Path | dict, strict: bool = False
+) -> ImportReport:
     """Copy ImageNet MiT weights into `model`'s encoder (a MiTFusion or a bare MiT).
 
     Raises ValueError when the file is not MiT weights, or is another variant (shapes differ); with
-    `strict`, also when any encoder tensor is missing. Returns what was loaded, missing and unexpected.
+    `strict`, also when any encoder tensor is missing. Returns what was loaded, missing and
+    unexpected.
     """
     encoder = model.encoder if isinstance(model, MiTFusion) else model
     if not isinstance(encoder, MiT):
@@ -195,18 +224,27 @@ def load_mit_weights(model: MiTFusion | MiT, path_or_state: str | Path | dict, s
     converted, report = convert_state_dict(state)
     own = encoder.state_dict()
     ours = guess_variant(own) or "mit_b?"
-    if report.variant and ours != "mit_b?" and report.variant != ours:  # same widths, other depths (b2 vs b1)
-        raise CheckpointError(f"MiT weights of the wrong variant: the file is {report.variant} but the model is {ours}")
+    if (
+        report.variant and ours != "mit_b?" and report.variant != ours
+    ):  # same widths, other depths (b2 vs b1)
+        raise CheckpointError(
+            f"MiT weights of the wrong variant: the file is {report.variant} but the model is "
+            f"{ours}"
+        )
     mismatched = [k for k in converted if k in own and converted[k].shape != own[k].shape]
     if mismatched:
         k = mismatched[0]
         raise CheckpointError(
-            f"MiT weights of the wrong variant: the file looks like {report.variant or 'an unknown MiT'} but the "
-            f"model is {ours} ({k}: file {tuple(converted[k].shape)} vs model {tuple(own[k].shape)})"
+            "MiT weights of the wrong variant: the file looks like "
+            f"{report.variant or 'an unknown MiT'} but the "
+            f"model is {ours} ({k}: file {tuple(converted[k].shape)} vs model "
+            f"{tuple(own[k].shape)})"
         )
     extra = [k for k in converted if k not in own]
     report.unexpected += [report.origin[k] for k in extra]
-    result = encoder.load_state_dict({k: v for k, v in converted.items() if k in own}, strict=False)
+    result = encoder.load_state_dict(
+        {k: v for k, v in converted.items() if k in own}, strict=False
+    )
     report.missing = list(result.missing_keys)
     report.loaded = len(converted) - len(extra)
     if report.loaded == 0:

@@ -1,11 +1,14 @@
-"""`fer-ros camera`: a camera driver for the pip world. A V4L2 camera or a video file as sensor_msgs/Image.
+"""`fer-ros camera`: a camera driver for the pip world. A V4L2 camera or a video file as
+sensor_msgs/Image.
 
-    fer-ros camera --device 0 &                 # /dev/video0 -> /camera/image_raw, at the camera's rate
+    fer-ros camera --device 0 &                 # /dev/video0 -> /camera/image_raw, at the
+    camera's rate
     fer-ros camera --video session.mp4 --loop   # a recording, at its own frame rate (or --rate)
     fer-ros run                                 # fer_node listens on /camera/image_raw
 
 Frames go out as bgr8 (what OpenCV decodes; fer_node converts any encoding) with --frame-id and
-the time each goes out as its stamp (a file's frame is "captured" when its turn comes). This process is the publisher, so it is the one that
+the time each goes out as its stamp (a file's frame is "captured" when its turn comes). This
+process is the publisher, so it is the one that
 must load the large-image Fast DDS profile (fer_ros.ros.dds): it does so itself, before rclpy
 starts, as it tunes its allocator; without that, best-effort 640x480 frames are lost in transport.
 A camera and a file share one path: the camera is a source whose frames never end and come at
@@ -28,20 +31,51 @@ NODE_NAME = "fer_camera"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--device", default=None, help="V4L2 camera: an index (0 = /dev/video0) or a device path")
-    source.add_argument("--video", default=None, help="a video file (anything OpenCV's VideoCapture reads)")
+    source.add_argument(
+        "--device", default=None, help="V4L2 camera: an index (0 = /dev/video0) or a device path"
+    )
+    source.add_argument(
+        "--video", default=None, help="a video file (anything OpenCV's VideoCapture reads)"
+    )
     parser.add_argument("--loop", action="store_true", help="start the video again at its end")
-    parser.add_argument("--rate", type=float, default=0.0,
-                        help="frames per second to publish (default: the video's own rate; a camera's pace)")
-    parser.add_argument("--topic", default="/camera/image_raw", help="image topic (default /camera/image_raw)")
-    parser.add_argument("--frame-id", default="camera", help="header.frame_id of every frame (default camera)")
-    parser.add_argument("--width", type=int, default=0, help="camera: frame width to ask the driver for")
-    parser.add_argument("--height", type=int, default=0, help="camera: frame height to ask the driver for")
-    parser.add_argument("--reliable", action="store_true",
-                        help="reliable QoS (default: sensor data, best effort, depth 1, as fer_node subscribes)")
-    parser.add_argument("--wait", type=int, nargs="?", const=1, default=0, metavar="N",
-                        help="start publishing only once N subscribers (default 1) listen")
-    parser.add_argument("--count", type=int, default=0, help="stop after this many frames (0: never / the video's end)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="frames per second to publish (default: the video's own rate; a camera's pace)",
+    )
+    parser.add_argument(
+        "--topic", default="/camera/image_raw", help="image topic (default /camera/image_raw)"
+    )
+    parser.add_argument(
+        "--frame-id", default="camera", help="header.frame_id of every frame (default camera)"
+    )
+    parser.add_argument(
+        "--width", type=int, default=0, help="camera: frame width to ask the driver for"
+    )
+    parser.add_argument(
+        "--height", type=int, default=0, help="camera: frame height to ask the driver for"
+    )
+    parser.add_argument(
+        "--reliable",
+        action="store_true",
+        help="reliable QoS (default: sensor data, best effort, depth 1, as fer_node subscribes)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="N",
+        help="start publishing only once N subscribers (default 1) listen",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        help="stop after this many frames (0: never / the video's end)",
+    )
 
 
 def open_source(args):
@@ -72,13 +106,16 @@ def check_topic(topic: str) -> str:
     except (InvalidTopicNameException, ValueError) as err:
         rule = TOPIC_RULE.search(" ".join(str(err).split()))
         shown_topic = topic if len(topic) <= 80 else topic[:77] + "..."
-        raise ConfigError(f"--topic {shown_topic!r} is not a valid ROS topic name: "
-                          f"{rule.group(0) if rule else one_line(err)}") from None
+        raise ConfigError(
+            f"--topic {shown_topic!r} is not a valid ROS topic name: "
+            f"{rule.group(0) if rule else one_line(err)}"
+        ) from None
     return full
 
 
 class Pacer:
-    """When to publish: a file at its rate (sleeping), a camera as its frames come, at most --rate."""
+    """When to publish: a file at its rate (sleeping), a camera as its frames come, at most
+    --rate."""
 
     def __init__(self, rate: float, live: bool):
         self.period, self.live = (1.0 / rate if rate > 0 else 0.0), live
@@ -95,13 +132,16 @@ class Pacer:
             return True
         stop.wait(max(0.0, self.next - now))
         self.next += self.period
-        if time.monotonic() - self.next > 1.0:  # far behind (a slow machine): do not race to catch up
+        if (
+            time.monotonic() - self.next > 1.0
+        ):  # far behind (a slow machine): do not race to catch up
             self.next = time.monotonic()
         return not stop.is_set()
 
 
 def shown(path: str) -> str:
-    """A path relative to the working directory when it lies inside it (as a user would type it)."""
+    """A path relative to the working directory when it lies inside it (as a user would type
+    it)."""
     relative = os.path.relpath(path)
     return path if relative.startswith("..") else relative
 
@@ -125,12 +165,20 @@ def run(args) -> int:
     node = rclpy.create_node(NODE_NAME)  # publishes only: nothing to spin
     sent = 0
     try:
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE) if args.reliable else qos_profile_sensor_data
+        qos = (
+            QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+            if args.reliable
+            else qos_profile_sensor_data
+        )
         pub = node.create_publisher(Image, args.topic, qos)
-        print(f"fer-ros camera: {source.name} ({source.width}x{source.height}, "
-              + (f"{rate:g} Hz" if rate else "the camera's rate") + (", looped" if args.loop else "")
-              + f") -> {pub.topic_name} (bgr8, frame_id {args.frame_id}); Fast DDS profile {shown(profile)}",
-              flush=True)
+        print(
+            f"fer-ros camera: {source.name} ({source.width}x{source.height}, "
+            + (f"{rate:g} Hz" if rate else "the camera's rate")
+            + (", looped" if args.loop else "")
+            + f") -> {pub.topic_name} (bgr8, frame_id {args.frame_id}); Fast DDS profile "
+            f"{shown(profile)}",
+            flush=True,
+        )
         while not stop.is_set() and pub.get_subscription_count() < args.wait:
             stop.wait(0.05)
         pacer = Pacer(rate, source.live)
@@ -144,7 +192,9 @@ def run(args) -> int:
             bgr = frame.bgr
             msg.height, msg.width = bgr.shape[:2]
             msg.step = msg.width * 3
-            msg.data = bgr.tobytes()  # bytes, not the array: rclpy copies an array element by element
+            msg.data = (
+                bgr.tobytes()
+            )  # bytes, not the array: rclpy copies an array element by element
             msg.header.stamp = node.get_clock().now().to_msg()
             pub.publish(msg)
             sent += 1

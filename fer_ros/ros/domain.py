@@ -34,9 +34,12 @@ def claim_domain_id(low: int = 1, high: int = 100) -> int:
 
 def private_graph(env: dict | None = None) -> str:
     """Put this process (and the children that inherit `env`, by default os.environ) on a graph of
-    its own: a claimed ROS_DOMAIN_ID unless one is set, localhost discovery unless a range is set."""
+    its own: a claimed ROS_DOMAIN_ID unless one is set, localhost discovery unless a range is
+    set."""
     env = os.environ if env is None else env
     if "ROS_DOMAIN_ID" not in env:
         env["ROS_DOMAIN_ID"] = str(claim_domain_id())
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    return f"ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
+    return (
+        f"ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, discovery {env['ROS_AUTOMATIC_DISCOVERY_RANGE']}"
+    )

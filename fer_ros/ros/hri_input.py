@@ -1,17 +1,23 @@
 """`detector: hri`: faces from an existing ROS4HRI face detector instead of fer_node's own.
 
-A REP-155 face detector (e.g. ros4hri's hri_face_detect) publishes the ids of the faces it follows on
-`/humans/faces/tracked` (hri_msgs/IdsList) and each face's image on `/humans/faces/<id>/cropped` (the
+A REP-155 face detector (e.g. ros4hri's hri_face_detect) publishes the ids of the faces it follows
+on
+`/humans/faces/tracked` (hri_msgs/IdsList) and each face's image on `/humans/faces/<id>/cropped`
+(the
 face cut from the camera frame) or `/humans/faces/<id>/aligned` (the face turned upright), as
 sensor_msgs/Image. fer_node subscribes to the image of every tracked id (`hri_face_image` chooses
 which), classifies the newest image of each face in one batch with the same engine, and publishes:
 
   /humans/faces/<id>/expression  hri_msgs/Expression, header of that face's image
-  emotion                        EmotionStamped per face, header of that face's image; `face` is the
-                                 whole face image, `face_id` a number fer_node gives each ROS4HRI id
-  emotions                       EmotionArray of the faces classified together, header of the newest image
+  emotion                        EmotionStamped per face, header of that face's image; `face` is
+  the
+                                 whole face image, `face_id` a number fer_node gives each ROS4HRI
+                                 id
+  emotions                       EmotionArray of the faces classified together, header of the
+  newest image
 
-The detector owns `/humans/faces/tracked` and the faces' `roi`: fer_node publishes neither in this mode.
+The detector owns `/humans/faces/tracked` and the faces' `roi`: fer_node publishes neither in this
+mode.
 A face's subscription and publisher go when its id leaves the tracked list.
 
 The tracked list is a peer's message, so nothing in it may stop the node or swamp it: at most
@@ -78,8 +84,9 @@ class HriFaces:
         self.last_number = 0
         # The ids followed, for the worker thread: the executor replaces it whole, never edits it.
         self.followed: frozenset[str] = frozenset()
-        self.tracked = node.create_subscription(hri_msgs.IdsList, "/humans/faces/tracked",
-                                                self.on_tracked, 10)
+        self.tracked = node.create_subscription(
+            hri_msgs.IdsList, "/humans/faces/tracked", self.on_tracked, 10
+        )
 
     def topic(self, face: str) -> str:
         return f"/humans/faces/{face}/{self.kind}"
@@ -89,8 +96,9 @@ class HriFaces:
         try:
             self.follow(self.admit(msg.ids))
         except Exception as err:  # noqa: BLE001 - a peer's message must never end the node
-            self.node.get_logger().error(f"tracked faces not followed: {one_line(err)}",
-                                         throttle_duration_sec=THROTTLE_S)
+            self.node.get_logger().error(
+                f"tracked faces not followed: {one_line(err)}", throttle_duration_sec=THROTTLE_S
+            )
 
     def admit(self, ids) -> set[str]:
         """The ids to follow: those followed already, then new ones in the list's order, up to
@@ -110,12 +118,17 @@ class HriFaces:
                 refused.append(face)
         log = self.node.get_logger()
         if refused:
-            log.warning(f"refused {len(refused)} tracked face ids that cannot be a topic name's "
-                        f"token (a letter or _, then letters, digits or _): {shown(refused)}",
-                        throttle_duration_sec=THROTTLE_S)
+            log.warning(
+                f"refused {len(refused)} tracked face ids that cannot be a topic name's "
+                f"token (a letter or _, then letters, digits or _): {shown(refused)}",
+                throttle_duration_sec=THROTTLE_S,
+            )
         if ignored:
-            log.warning(f"following {len(live)} faces (hri_max_faces {self.max_faces}); ignored "
-                        f"{ignored} more tracked ids", throttle_duration_sec=THROTTLE_S)
+            log.warning(
+                f"following {len(live)} faces (hri_max_faces {self.max_faces}); ignored "
+                f"{ignored} more tracked ids",
+                throttle_duration_sec=THROTTLE_S,
+            )
         return live
 
     def follow(self, live: set[str]) -> None:
@@ -129,13 +142,17 @@ class HriFaces:
     def add(self, face: str) -> None:
         try:
             self.subscriptions[face] = self.node.create_subscription(
-                Image, self.topic(face), lambda m, face=face: self.arrived(face, m), self.qos)
+                Image, self.topic(face), lambda m, face=face: self.arrived(face, m), self.qos
+            )
             self.publishers[face] = self.node.create_publisher(
-                self.hri.Expression, f"/humans/faces/{face}/expression", 10)
+                self.hri.Expression, f"/humans/faces/{face}/expression", 10
+            )
         except Exception as err:  # noqa: BLE001 - one face that cannot be followed is not the end
             self.drop(face)
-            self.node.get_logger().warning(f"cannot follow face {shown([face])}: {one_line(err)}",
-                                           throttle_duration_sec=THROTTLE_S)
+            self.node.get_logger().warning(
+                f"cannot follow face {shown([face])}: {one_line(err)}",
+                throttle_duration_sec=THROTTLE_S,
+            )
             return
         self.last_number += 1
         self.numbers[face] = self.last_number
@@ -163,8 +180,11 @@ class HriFaces:
             pending, self.pending = self.pending, {}
         return pending
 
-    def answer(self, pipeline, tracks: dict, model_id: str, classes, dropped) -> tuple[list, float]:
-        """The newest image of every face classified in one batch, each face's Expression published:
+    def answer(
+        self, pipeline, tracks: dict, model_id: str, classes, dropped
+    ) -> tuple[list, float]:
+        """The newest image of every face classified in one batch, each face's Expression
+        published:
         (EmotionStamped per face, classify ms). `tracks` (ROS4HRI id -> smoothing state) is the
         caller's; `dropped(face, error)` hears of an image that cannot be read."""
         followed = self.followed
@@ -181,19 +201,37 @@ class HriFaces:
                 dropped(face, err)
         if not crops:
             return [], 0.0
-        batch = pipeline.classify_crops(crops, [tracks.setdefault(face, Track(
-            face_id=self.numbers.get(face, 0), box=(0, 0, 0, 0), last_seen=0.0)) for face, _, _ in faces])
+        batch = pipeline.classify_crops(
+            crops,
+            [
+                tracks.setdefault(
+                    face, Track(face_id=self.numbers.get(face, 0), box=(0, 0, 0, 0), last_seen=0.0)
+                )
+                for face, _, _ in faces
+            ],
+        )
         out = []
         for (face, msg, receipt), result in zip(faces, batch.faces):
             now = self.node.get_clock().now()
-            _, (stamped,) = emotion_messages(dataclasses.replace(batch, faces=[result]), msg.header, pipeline.labels,
-                                             model_id, classes, (now.nanoseconds - stamp_ns(msg.header)) * 1e-6,
-                                             (now - receipt).nanoseconds * 1e-6)
+            _, (stamped,) = emotion_messages(
+                dataclasses.replace(batch, faces=[result]),
+                msg.header,
+                pipeline.labels,
+                model_id,
+                classes,
+                (now.nanoseconds - stamp_ns(msg.header)) * 1e-6,
+                (now - receipt).nanoseconds * 1e-6,
+            )
             out.append(stamped)
             name, pub = HRI_EXPRESSIONS.get(result.label), self.publishers.get(face)
             if name is not None and pub is not None:
-                pub.publish(self.hri.Expression(header=msg.header, expression=getattr(self.hri.Expression, name),
-                                                confidence=float(result.confidence)))
+                pub.publish(
+                    self.hri.Expression(
+                        header=msg.header,
+                        expression=getattr(self.hri.Expression, name),
+                        confidence=float(result.confidence),
+                    )
+                )
         return out, batch.classify_ms
 
     def close(self) -> None:

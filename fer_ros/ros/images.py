@@ -13,7 +13,6 @@ from rosbags.image.image import ImageError, convert_color, to_cvtype
 
 from fer_ros.errors import FrameError
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, check_pixels, decode
-from fer_ros.inference.frames import MAX_SIDE
 
 
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -29,7 +28,9 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     rows = height * 3 // 2 if encoding in ("nv12", "nv21") else height
     row_bytes = width * channels * depth // 8
     if step < row_bytes:
-        raise FrameError(f"step {step} is smaller than width x pixel size ({row_bytes}) for {encoding}")
+        raise FrameError(
+            f"step {step} is smaller than width x pixel size ({row_bytes}) for {encoding}"
+        )
     data = msg.data
     size = len(data)
     if size < step * rows:
@@ -63,7 +64,11 @@ def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
 def message_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Either kind of image message to RGB, at most `max_pixels` large; CompressedImage is
     recognised by its `format` field."""
-    return compressed_to_rgb(msg, max_pixels) if hasattr(msg, "format") else image_to_rgb(msg, max_pixels)
+    return (
+        compressed_to_rgb(msg, max_pixels)
+        if hasattr(msg, "format")
+        else image_to_rgb(msg, max_pixels)
+    )
 
 
 def fill_image(msg, rgb: np.ndarray, encoding: str = "rgb8"):

@@ -6,8 +6,8 @@ fields and differ only in how a float32[] is given (a list for rclpy, a float32 
 rosbags), so the caller picks the classes and this module does the rest.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,24 +34,45 @@ def rclpy_classes() -> MessageClasses:
     from sensor_msgs.msg import RegionOfInterest
 
     from fer_ros.msg import EmotionArray, EmotionStamped
+
     return MessageClasses(EmotionStamped, EmotionArray, RegionOfInterest, lambda p: p.tolist())
 
 
 def rosbags_classes(store) -> MessageClasses:
     types = store.types
-    return MessageClasses(types["fer_ros/msg/EmotionStamped"], types["fer_ros/msg/EmotionArray"],
-                          types["sensor_msgs/msg/RegionOfInterest"], lambda p: np.asarray(p, np.float32))
+    return MessageClasses(
+        types["fer_ros/msg/EmotionStamped"],
+        types["fer_ros/msg/EmotionArray"],
+        types["sensor_msgs/msg/RegionOfInterest"],
+        lambda p: np.asarray(p, np.float32),
+    )
 
 
-def emotion_messages(result, header, labels, model: str, classes: MessageClasses,
-                     latency_ms: float = 0.0, processing_ms: float = 0.0):
+def emotion_messages(
+    result,
+    header,
+    labels,
+    model: str,
+    classes: MessageClasses,
+    latency_ms: float = 0.0,
+    processing_ms: float = 0.0,
+):
     """(EmotionArray, [EmotionStamped, largest face first]) for one frame; both copy `header`."""
     faces = []
     for face in result.faces:
         x, y, w, h = (int(v) for v in face.box)
-        faces.append(classes.emotion(
-            header=header, face=classes.roi(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
-            face_id=int(face.face_id), labels=list(labels), probabilities=classes.floats(face.probabilities),
-            label=face.label, confidence=float(face.confidence), latency_ms=float(latency_ms),
-            processing_ms=float(processing_ms), model=model))
+        faces.append(
+            classes.emotion(
+                header=header,
+                face=classes.roi(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
+                face_id=int(face.face_id),
+                labels=list(labels),
+                probabilities=classes.floats(face.probabilities),
+                label=face.label,
+                confidence=float(face.confidence),
+                latency_ms=float(latency_ms),
+                processing_ms=float(processing_ms),
+                model=model,
+            )
+        )
     return classes.array(header=header, faces=faces), faces

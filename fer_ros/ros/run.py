@@ -15,21 +15,48 @@ from fer_ros.ros.dds import large_image_env, profile_variable
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--params-file", default=None, help="node parameters (default: the shipped config/fer.yaml)")
+    parser.add_argument(
+        "--params-file",
+        default=None,
+        help="node parameters (default: the shipped config/fer.yaml)",
+    )
     parser.add_argument("--image", default="/camera/image_raw", help="camera image topic")
     parser.add_argument("--namespace", default="", help="namespace of the node")
-    parser.add_argument("--checkpoint", default="", help="fer_ros .safetensors checkpoint (default: the params "
-                        "file's, else the shipped model)")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="override one parameter (repeatable)")
-    parser.add_argument("--print-env", action="store_true",
-                        help="print the environment a camera driver needs as shell exports, and exit")
+    parser.add_argument(
+        "--checkpoint",
+        default="",
+        help="fer_ros .safetensors checkpoint (default: the params "
+        "file's, else the shipped model)",
+    )
+    parser.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME:=VALUE",
+        help="override one parameter (repeatable)",
+    )
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the environment a camera driver needs as shell exports, and exit",
+    )
 
 
 def node_command(args) -> list[str]:
     params_file = args.params_file or str(config_file("fer.yaml"))
-    command = [sys.executable, "-m", "fer_ros.ros.node", "--ros-args", "--params-file", params_file,
-               "-r", f"image:={args.image}", "-r", f"image/compressed:={args.image}/compressed"]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_ros.ros.node",
+        "--ros-args",
+        "--params-file",
+        params_file,
+        "-r",
+        f"image:={args.image}",
+        "-r",
+        f"image/compressed:={args.image}/compressed",
+    ]
     if args.namespace:
         command += ["-r", f"__ns:=/{args.namespace.strip('/')}"]
     if args.checkpoint:
@@ -50,7 +77,9 @@ def run(args) -> int:
     if args.checkpoint:
         from fer_ros.model.checkpoint import read_meta
 
-        read_meta(args.checkpoint)  # a missing or corrupt file: one line here, not a node that dies
+        read_meta(
+            args.checkpoint
+        )  # a missing or corrupt file: one line here, not a node that dies
     if args.params_file and not os.path.isfile(args.params_file):
         raise ConfigError(f"params file not found: {args.params_file}")
     command = node_command(args)

@@ -10,7 +10,8 @@ local `~/label_info` (LabelInfo: class id <-> label, the checkpoint's labels).
 
 ROS4HRI: `/humans/faces/tracked` (IdsList of the faces followed now) and, per face,
 `/humans/faces/<id>/roi` (NormalizedRegionOfInterest2D) and `/humans/faces/<id>/expression`
-(Expression). Face ids are `face<face_id>` (a topic name token may not start with a digit). A face's
+(Expression). Face ids are `face<face_id>` (a topic name token may not start with a digit). A
+face's
 topics are withdrawn when the tracker forgets it.
 """
 
@@ -21,10 +22,19 @@ import importlib
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
-# fer_ros label -> hri_msgs/Expression constant. contempt has no constant and no close one (the list's
-# nearest, "skeptical" or "annoyed", mean something else): a contempt face gets no expression message.
-HRI_EXPRESSIONS = {"angry": "ANGRY", "disgust": "DISGUSTED", "fear": "SCARED", "happy": "HAPPY", "sad": "SAD",
-                   "surprise": "SURPRISED", "neutral": "NEUTRAL"}
+# fer_ros label -> hri_msgs/Expression constant. contempt has no constant and no close one (the
+# list's
+# nearest, "skeptical" or "annoyed", mean something else): a contempt face gets no expression
+# message.
+HRI_EXPRESSIONS = {
+    "angry": "ANGRY",
+    "disgust": "DISGUSTED",
+    "fear": "SCARED",
+    "happy": "HAPPY",
+    "sad": "SAD",
+    "surprise": "SURPRISED",
+    "neutral": "NEUTRAL",
+}
 
 
 def optional_msgs(package: str):
@@ -57,8 +67,11 @@ def detections(msgs, result, header, labels):
 
 
 def label_info(msgs, labels, threshold: float, header):
-    return msgs.LabelInfo(header=header, threshold=float(threshold),
-                          class_map=[msgs.VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)])
+    return msgs.LabelInfo(
+        header=header,
+        threshold=float(threshold),
+        class_map=[msgs.VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)],
+    )
 
 
 class StandardOutputs:
@@ -69,16 +82,23 @@ class StandardOutputs:
         log = node.get_logger()
         self.vision = optional_msgs("vision_msgs") if detections_on else None
         if detections_on and self.vision is None:
-            log.warning("publish_detections is on but vision_msgs is not installed: no ~/detections")
+            log.warning(
+                "publish_detections is on but vision_msgs is not installed: no ~/detections"
+            )
         self.hri = optional_msgs("hri_msgs") if hri_on else None
         if hri_on and self.hri is None:
             log.warning("hri is on but hri_msgs is not installed: no /humans/faces/ topics")
         self.detections_pub = self.label_pub = self.tracked_pub = None
         self.faces: dict[str, tuple] = {}  # hri id -> (roi publisher, expression publisher)
         if self.vision is not None:
-            self.detections_pub = node.create_publisher(self.vision.Detection2DArray, "~/detections", 10)
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            self.detections_pub = node.create_publisher(
+                self.vision.Detection2DArray, "~/detections", 10
+            )
+            latched = QoSProfile(
+                depth=1,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
             self.label_pub = node.create_publisher(self.vision.LabelInfo, "~/label_info", latched)
             header = Header(stamp=node.get_clock().now().to_msg())
             self.label_pub.publish(label_info(self.vision, self.labels, threshold, header))
@@ -87,7 +107,8 @@ class StandardOutputs:
 
     def publish(self, result, header, frame_size: tuple[int, int], tracked_ids) -> None:
         """One frame's outputs; `frame_size` is (width, height), `tracked_ids` the face ids the
-        tracker still follows (a face missed in this frame keeps its topics until it is forgotten)."""
+        tracker still follows (a face missed in this frame keeps its topics until it is
+        forgotten)."""
         if self.detections_pub is not None:
             self.detections_pub.publish(detections(self.vision, result, header, self.labels))
         if self.hri is None:
@@ -101,18 +122,37 @@ class StandardOutputs:
             key = hri_id(face.face_id)
             if key not in self.faces:
                 base = f"/humans/faces/{key}"
-                self.faces[key] = (self.node.create_publisher(self.hri.NormalizedRegionOfInterest2D, f"{base}/roi", 10),
-                                   self.node.create_publisher(self.hri.Expression, f"{base}/expression", 10))
+                self.faces[key] = (
+                    self.node.create_publisher(
+                        self.hri.NormalizedRegionOfInterest2D, f"{base}/roi", 10
+                    ),
+                    self.node.create_publisher(self.hri.Expression, f"{base}/expression", 10),
+                )
             roi_pub, expression_pub = self.faces[key]
             x, y, w, h = face.box
-            # c is the detector's confidence in the box; Haar gives none, so a face it found counts as sure.
-            roi_pub.publish(self.hri.NormalizedRegionOfInterest2D(
-                header=header, xmin=x / width, ymin=y / height, xmax=(x + w) / width, ymax=(y + h) / height,
-                c=float(face.score)))
-            name = HRI_EXPRESSIONS.get(face.label)  # "unknown" (below the threshold) and contempt: none
+            # c is the detector's confidence in the box; Haar gives none, so a face it found counts
+            # as sure.
+            roi_pub.publish(
+                self.hri.NormalizedRegionOfInterest2D(
+                    header=header,
+                    xmin=x / width,
+                    ymin=y / height,
+                    xmax=(x + w) / width,
+                    ymax=(y + h) / height,
+                    c=float(face.score),
+                )
+            )
+            name = HRI_EXPRESSIONS.get(
+                face.label
+            )  # "unknown" (below the threshold) and contempt: none
             if name is not None:
-                expression_pub.publish(self.hri.Expression(
-                    header=header, expression=getattr(self.hri.Expression, name), confidence=float(face.confidence)))
+                expression_pub.publish(
+                    self.hri.Expression(
+                        header=header,
+                        expression=getattr(self.hri.Expression, name),
+                        confidence=float(face.confidence),
+                    )
+                )
         self.tracked_pub.publish(self.hri.IdsList(header=header, ids=sorted(live)))
 
     def close(self) -> None:

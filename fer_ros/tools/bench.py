@@ -43,7 +43,9 @@ class Row:
     images_per_s: float
 
 
-def time_call(fn: Callable[[], object], runs: int, warmup: int, sync: Callable[[], None] = lambda: None) -> list[float]:
+def time_call(
+    fn: Callable[[], object], runs: int, warmup: int, sync: Callable[[], None] = lambda: None
+) -> list[float]:
     """Wall time of each of `runs` calls, in ms, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
@@ -60,11 +62,15 @@ def time_call(fn: Callable[[], object], runs: int, warmup: int, sync: Callable[[
 def summarise(name: str, device: str, batch: int, times: list[float]) -> Row:
     median = statistics.median(times)
     return Row(
-        name, device, batch,
-        mean_ms=round(statistics.fmean(times), 3), median_ms=round(median, 3),
-        p90_ms=round(float(np.percentile(times, 90)), 3), runs=len(times),
+        name,
+        device,
+        batch,
+        mean_ms=round(statistics.fmean(times), 3),
+        median_ms=round(median, 3),
+        p90_ms=round(float(np.percentile(times, 90)), 3),
+        runs=len(times),
         images_per_s=round(batch * 1e3 / median, 1),
-    )  # fmt: skip
+    )
 
 
 def engine_configs(device: str) -> list[tuple[str, dict]]:
@@ -72,7 +78,8 @@ def engine_configs(device: str) -> list[tuple[str, dict]]:
     if device == "cpu":
         return [("fer_ros torch fp32 eager", dict(backend="torch")),
                 ("fer_ros onnxruntime fp32 (engine default)", dict(backend="onnxruntime")),
-                ("fer_ros onnxruntime fp32 spin=True", dict(backend="onnxruntime", spin=True))]  # fmt: skip
+                ("fer_ros onnxruntime fp32 "
+                 "spin=True", dict(backend="onnxruntime", spin=True))]  # fmt: skip
     return [
         ("fer_ros torch fp32 eager", dict(precision="fp32", compile=False, batch_sizes=())),
         ("fer_ros fp16 eager", dict(precision="fp16", compile=False, batch_sizes=())),
@@ -82,7 +89,8 @@ def engine_configs(device: str) -> list[tuple[str, dict]]:
 
 
 def reference_segformer(device: str, dtype: torch.dtype):
-    """transformers' SegformerModel (MiT-b0 encoder, no head), or None when transformers is absent."""
+    """transformers' SegformerModel (MiT-b0 encoder, no head), or None when transformers is
+    absent."""
     try:
         from transformers import SegformerConfig, SegformerModel
     except ImportError:
@@ -91,7 +99,8 @@ def reference_segformer(device: str, dtype: torch.dtype):
 
 
 def model_source(args: argparse.Namespace) -> Callable[[], tuple[torch.nn.Module, ModelMeta]]:
-    """A function giving a fresh (model, meta): the checkpoint's, or random MiT-b0 weights at --size."""
+    """A function giving a fresh (model, meta): the checkpoint's, or random MiT-b0 weights at
+    --size."""
     if args.checkpoint:
         from fer_ros.model.checkpoint import load_checkpoint, read_meta
 
@@ -100,7 +109,9 @@ def model_source(args: argparse.Namespace) -> Callable[[], tuple[torch.nn.Module
 
     def random_model():
         torch.manual_seed(0)
-        return build_model(num_classes=7), ModelMeta(labels=list(FER7), preprocess=Preprocess(input_size=args.size))
+        return build_model(num_classes=7), ModelMeta(
+            labels=list(FER7), preprocess=Preprocess(input_size=args.size)
+        )
 
     return random_model
 
@@ -124,16 +135,26 @@ def bench_device(device: str, args: argparse.Namespace, batches: list[int]) -> l
         t0 = time.perf_counter()
         engine.warmup()
         note = f"{name}: ready in {time.perf_counter() - t0:.1f} s"
-        print(note + (f" ({', '.join(engine._runner.notes)})" if getattr(engine._runner, "notes", None) else ""))
+        print(
+            note
+            + (
+                f" ({', '.join(engine._runner.notes)})"
+                if getattr(engine._runner, "notes", None)
+                else ""
+            )
+        )
         for b in batches:
             x = torch.randn(b, 3, size, size, device=device)
-            times = time_call(lambda: engine.predict_tensor(x), runs_for(b), args.warmup)
+            # time_call runs the lambda before the loop moves on.
+            times = time_call(lambda: engine.predict_tensor(x), runs_for(b), args.warmup)  # noqa: B023
             rows.append(summarise(name, device, b, times))
             print(format_row(rows[-1]), flush=True)
         engine.close()
 
     if not args.no_reference:
-        dtypes = [("fp32", torch.float32)] + ([("fp16", torch.float16)] if device == "cuda" else [])
+        dtypes = [("fp32", torch.float32)] + (
+            [("fp16", torch.float16)] if device == "cuda" else []
+        )
         for label, dtype in dtypes:
             ref = reference_segformer(device, dtype)
             if ref is None:
@@ -143,7 +164,12 @@ def bench_device(device: str, args: argparse.Namespace, batches: list[int]) -> l
             for b in batches:
                 x = torch.randn(b, 3, size, size, device=device, dtype=dtype)
                 with torch.inference_mode():
-                    times = time_call(lambda: ref(pixel_values=x), runs_for(b), args.warmup, sync)
+                    times = time_call(
+                        lambda: ref(pixel_values=x),  # noqa: B023 (timed in this iteration)
+                        runs_for(b),
+                        args.warmup,
+                        sync,
+                    )
                 rows.append(summarise(name, device, b, times))
                 print(format_row(rows[-1]), flush=True)
             del ref
@@ -151,11 +177,17 @@ def bench_device(device: str, args: argparse.Namespace, batches: list[int]) -> l
 
 
 def format_row(r: Row) -> str:
-    return (f"{r.name:52s} {r.device:5s} {r.batch:5d} {r.mean_ms:9.2f} {r.median_ms:9.2f} {r.p90_ms:9.2f} "
-            f"{r.runs:5d} {r.images_per_s:9.1f}")  # fmt: skip
+    return (
+        f"{r.name:52s} {r.device:5s} {r.batch:5d} {r.mean_ms:9.2f} {r.median_ms:9.2f} "
+        f"{r.p90_ms:9.2f} "
+        f"{r.runs:5d} {r.images_per_s:9.1f}"
+    )
 
 
-HEADER = f"{'name':52s} {'dev':5s} {'batch':>5s} {'mean_ms':>9s} {'median_ms':>9s} {'p90_ms':>9s} {'runs':>5s} {'img/s':>9s}"
+HEADER = (
+    f"{'name':52s} {'dev':5s} {'batch':>5s} {'mean_ms':>9s} {'median_ms':>9s} {'p90_ms':>9s} "
+    f"{'runs':>5s} {'img/s':>9s}"
+)
 
 
 def machine() -> dict:
@@ -193,18 +225,39 @@ def _cpu_name() -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", nargs="+", default=None, help="cpu and/or cuda (default: cpu, plus cuda if present)")
-    parser.add_argument("--size", type=int, default=224, help="input size of the random model (default 224)")
-    parser.add_argument("--checkpoint", default=None, help="time this fer_ros checkpoint (at its own input size) "
-                        "instead of random MiT-b0 weights")
+    parser.add_argument(
+        "--device",
+        nargs="+",
+        default=None,
+        help="cpu and/or cuda (default: cpu, plus cuda if present)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=224, help="input size of the random model (default 224)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="time this fer_ros checkpoint (at its own input size) "
+        "instead of random MiT-b0 weights",
+    )
     parser.add_argument("--batch", type=int, default=48, help="the paper-protocol batch size")
     parser.add_argument("--runs", type=int, default=300, help="timed runs at --batch (paper: 300)")
     parser.add_argument("--latency-runs", type=int, default=300, help="timed runs at batch 1")
-    parser.add_argument("--sweep-runs", type=int, default=100, help="timed runs at the other sweep sizes")
+    parser.add_argument(
+        "--sweep-runs", type=int, default=100, help="timed runs at the other sweep sizes"
+    )
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--sweep", default="1,4,16,48", help="comma-separated batch sizes (always includes 1 and --batch)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch and ONNX Runtime)")
-    parser.add_argument("--no-reference", action="store_true", help="skip transformers' SegformerModel")
+    parser.add_argument(
+        "--sweep",
+        default="1,4,16,48",
+        help="comma-separated batch sizes (always includes 1 and --batch)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads (torch and ONNX Runtime)"
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip transformers' SegformerModel"
+    )
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON")
 
 
@@ -213,16 +266,26 @@ def run(args: argparse.Namespace) -> int:
     if unknown := [d for d in devices if d not in ("cpu", "cuda")]:
         raise ConfigError(f"unknown device {unknown[0]!r}; use cpu and/or cuda")
     if "cuda" in devices and not torch.cuda.is_available():
-        raise ConfigError(f"--device cuda but CUDA is not available to this PyTorch ({torch.__version__})")
+        raise ConfigError(
+            f"--device cuda but CUDA is not available to this PyTorch ({torch.__version__})"
+        )
     if args.threads:
         torch.set_num_threads(args.threads)
     batches = sorted({1, args.batch, *(int(b) for b in args.sweep.split(",") if b)})
     model, meta = model_source(args)()
     size = meta.preprocess.input_size
     params, macs = count_params(model), count_macs(model, size)
-    what = f"{args.checkpoint} ({meta.arch['variant']}" if args.checkpoint else "random weights (mit_b0"
-    print(f"{what} + fusion, {meta.num_classes} classes): {params:,} parameters; {macs['conv_linear'] / 1e9:.3f} "
-          f"G MACs at {size}x{size} (conv + linear; {macs['total'] / 1e9:.3f} G with the attention products)")
+    what = (
+        f"{args.checkpoint} ({meta.arch['variant']}"
+        if args.checkpoint
+        else "random weights (mit_b0"
+    )
+    print(
+        f"{what} + fusion, {meta.num_classes} classes): {params:,} parameters; "
+        f"{macs['conv_linear'] / 1e9:.3f} "
+        f"G MACs at {size}x{size} (conv + linear; {macs['total'] / 1e9:.3f} G with the attention "
+        "products)"
+    )
     machine_at_start = machine()
     print(f"machine: {machine_at_start}")
     print(HEADER)
@@ -238,11 +301,17 @@ def run(args: argparse.Namespace) -> int:
             "params": params,
             "macs": macs["conv_linear"],
             "macs_with_attention": macs["total"],
-            "macs_counts": "Conv2d + Linear multiply-accumulates for one image (fer_ros.model.macs)",
+            "macs_counts": "Conv2d + Linear multiply-accumulates for one image "
+            "(fer_ros.model.macs)",
             "input_size": size,
             "checkpoint": args.checkpoint,
-            "protocol": {"batch": args.batch, "runs": args.runs, "latency_runs": args.latency_runs,
-                         "sweep_runs": args.sweep_runs, "warmup": args.warmup},  # fmt: skip
+            "protocol": {
+                "batch": args.batch,
+                "runs": args.runs,
+                "latency_runs": args.latency_runs,
+                "sweep_runs": args.sweep_runs,
+                "warmup": args.warmup,
+            },  # fmt: skip
             "machine": machine_at_start,
             "load_average_1min_at_end": machine().get("load_average_1min"),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

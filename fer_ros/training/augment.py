@@ -1,9 +1,11 @@
 """Batch augmentation and input preparation on the training device.
 
 Data sets hand over uint8 images, (B, H, W, C) with C = 1 (grey) or 3 (RGB), at their stored size.
-Everything after that runs here, on whole batches, on the device the model lives on: the random flip,
+Everything after that runs here, on whole batches, on the device the model lives on: the random
+flip,
 rotation, zoom and shift are one affine warp that also resizes to the model's input, so a 48x48
-FER2013 batch becomes a 224x224 one in a single `grid_sample` call. On a GPU this costs microseconds
+FER2013 batch becomes a 224x224 one in a single `grid_sample` call. On a GPU this costs
+microseconds
 per batch and the CPU workers only have to index arrays; on the CPU it is still cheaper than
 per-image OpenCV calls.
 
@@ -25,7 +27,9 @@ from fer_ros.training.config import AugmentConfig
 def _to_float_nchw(images: torch.Tensor, color: str) -> torch.Tensor:
     """uint8 (B, H, W, C) -> float (B, C', H, W) in [0, 1]; C' = 1 for grey models, 3 for RGB."""
     if images.dim() != 4 or images.shape[-1] not in (1, 3):
-        raise ValueError(f"expected uint8 images (B, H, W, 1 or 3), got shape {tuple(images.shape)}")
+        raise ValueError(
+            f"expected uint8 images (B, H, W, 1 or 3), got shape {tuple(images.shape)}"
+        )
     x = images.permute(0, 3, 1, 2)  # (B, C, H, W) uint8
     if color == "gray" and x.shape[1] == 3:
         x = to_gray3(x)[:, :1]  # (B, 1, H, W): one plane through the warp, replicated afterwards
@@ -39,10 +43,14 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x
     shrink = x.shape[-1] > size or x.shape[-2] > size
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+    return F.interpolate(
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
+    )
 
 
-def random_affine(x: torch.Tensor, size: int, cfg: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor, size: int, cfg: AugmentConfig, generator: torch.Generator | None
+) -> torch.Tensor:
     """Random flip, rotation, zoom and shift of (B, C, H, W), sampled to (B, C, size, size)."""
     b, dev = x.shape[0], x.device
 
@@ -52,38 +60,59 @@ def random_affine(x: torch.Tensor, size: int, cfg: AugmentConfig, generator: tor
     angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180.0)
     zoom = uniform(1.0 - cfg.scale, 1.0 + cfg.scale)
     # A detector's box is not always as wide for its height as the training crops: stretch one way.
-    aspect = torch.exp(uniform(-cfg.aspect, cfg.aspect)) if cfg.aspect > 0 else torch.ones(b, device=dev)
+    aspect = (
+        torch.exp(uniform(-cfg.aspect, cfg.aspect))
+        if cfg.aspect > 0
+        else torch.ones(b, device=dev)
+    )
     flip = torch.ones(b, device=dev)
     if cfg.flip:
         flip = torch.where(torch.rand(b, device=dev, generator=generator) < 0.5, -flip, flip)
     tx, ty = uniform(-cfg.translate, cfg.translate) * 2, uniform(-cfg.translate, cfg.translate) * 2
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    sx, sy = aspect.sqrt(), 1.0 / aspect.sqrt()  # input width per output width, and height: area kept
-    # theta maps output coordinates to input coordinates, both in [-1, 1]; the flip negates x first.
-    theta = torch.stack([
-        torch.stack([cos * flip * sx, -sin * sx, tx], dim=1),
-        torch.stack([sin * flip * sy, cos * sy, ty], dim=1),
-    ], dim=1)  # (B, 2, 3)
+    sx, sy = (
+        aspect.sqrt(),
+        1.0 / aspect.sqrt(),
+    )  # input width per output width, and height: area kept
+    # theta maps output coordinates to input coordinates, both in [-1, 1]; the flip negates x
+    # first.
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip * sx, -sin * sx, tx], dim=1),
+            torch.stack([sin * flip * sy, cos * sy, ty], dim=1),
+        ],
+        dim=1,
+    )  # (B, 2, 3)
     if x.shape[-1] > 2 * size:  # strong shrink: antialias first, grid_sample only interpolates
         x = resize(x, size)
-    grid = F.affine_grid(theta.to(x.dtype), [b, x.shape[1], size, size], align_corners=False)  # (B, S, S, 2)
+    grid = F.affine_grid(
+        theta.to(x.dtype), [b, x.shape[1], size, size], align_corners=False
+    )  # (B, S, S, 2)
     # "border" repeats the edge into the corners a rotation uncovers; zeros would also darken the
     # outermost pixels of every upsampled image, which inference (a plain resize) never sees.
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def _camera(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+def _camera(
+    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None
+) -> torch.Tensor:
     """What other cameras do to a face: low resolution, sensor noise, another response curve."""
     b, dev, s = x.shape[0], x.device, x.shape[-1]
     if cfg.blur > 0:
         hit = torch.rand(b, device=dev, generator=generator) < cfg.blur
         if hit.any():
-            side = max(8, int(s * (0.35 + 0.45 * float(torch.rand(1, device=dev, generator=generator)))))
-            low = F.interpolate(x[hit], size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+            side = max(
+                8, int(s * (0.35 + 0.45 * float(torch.rand(1, device=dev, generator=generator))))
+            )
+            low = F.interpolate(
+                x[hit], size=(side, side), mode="bilinear", align_corners=False, antialias=True
+            )
             x = x.clone()
             x[hit] = F.interpolate(low, size=(s, s), mode="bilinear", align_corners=False)
     if cfg.gamma > 0:
-        g = torch.exp((torch.rand(b, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * cfg.gamma)
+        g = torch.exp(
+            (torch.rand(b, 1, 1, 1, device=dev, generator=generator) * 2 - 1) * cfg.gamma
+        )
         x = x.clamp(1e-4, 1.0) ** g
     if cfg.noise > 0:
         sigma = torch.rand(b, 1, 1, 1, device=dev, generator=generator) * cfg.noise
@@ -91,7 +120,9 @@ def _camera(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | No
     return x
 
 
-def _photometric(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+def _photometric(
+    x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None
+) -> torch.Tensor:
     b, dev = x.shape[0], x.device
     if cfg.color_jitter > 0:
         c = cfg.color_jitter
@@ -102,18 +133,33 @@ def _photometric(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
     if cfg.erase > 0:
         s = x.shape[-1]
         hit = torch.rand(b, device=dev, generator=generator) < cfg.erase
-        side = (torch.rand(b, 2, device=dev, generator=generator) * 0.3 + 0.1) * s  # 10-40 % of the side
+        side = (
+            torch.rand(b, 2, device=dev, generator=generator) * 0.3 + 0.1
+        ) * s  # 10-40 % of the side
         corner = torch.rand(b, 2, device=dev, generator=generator) * (s - side)
         ys = torch.arange(s, device=dev).view(1, s, 1)
         xs = torch.arange(s, device=dev).view(1, 1, s)
-        inside = ((ys >= corner[:, 0, None, None]) & (ys < (corner[:, 0] + side[:, 0])[:, None, None])
-                  & (xs >= corner[:, 1, None, None]) & (xs < (corner[:, 1] + side[:, 1])[:, None, None]))
+        inside = (
+            (ys >= corner[:, 0, None, None])
+            & (ys < (corner[:, 0] + side[:, 0])[:, None, None])
+            & (xs >= corner[:, 1, None, None])
+            & (xs < (corner[:, 1] + side[:, 1])[:, None, None])
+        )
         x = x.masked_fill((inside & hit[:, None, None]).unsqueeze(1), 0.0)  # (B, 1, S, S) mask
     return x
 
 
-def prepare_batch(images: torch.Tensor, *, size: int, color: str, mean, std, augment: AugmentConfig | None = None,
-                  generator: torch.Generator | None = None, channels_last: bool = False) -> torch.Tensor:
+def prepare_batch(
+    images: torch.Tensor,
+    *,
+    size: int,
+    color: str,
+    mean,
+    std,
+    augment: AugmentConfig | None = None,
+    generator: torch.Generator | None = None,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """uint8 (B, H, W, C) on any device -> normalised float (B, 3, size, size) model input.
 
     With `augment` the batch gets that config's random flip/rotation/zoom/shift and photometric
@@ -124,4 +170,6 @@ def prepare_batch(images: torch.Tensor, *, size: int, color: str, mean, std, aug
     if augment is not None:
         x = _photometric(_camera(x, augment, generator), augment, generator)
     x = normalize(x, mean, std)  # grey replicated to the three channels the encoder expects
-    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return x.contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )

@@ -15,8 +15,12 @@ from fer_ros.training.config import Config
 def build(cfg: Config, num_classes: int):
     from fer_ros.model.mit import build_model
 
-    model = build_model(cfg.model.variant, num_classes, drop_rate=cfg.model.drop_rate,
-                        drop_path_rate=cfg.model.drop_path_rate)
+    model = build_model(
+        cfg.model.variant,
+        num_classes,
+        drop_rate=cfg.model.drop_rate,
+        drop_path_rate=cfg.model.drop_path_rate,
+    )
     if cfg.model.pretrained not in ("", "none"):
         from fer_ros.model.weights import load_mit_weights
 
@@ -27,7 +31,10 @@ def build(cfg: Config, num_classes: int):
 
         start_from, meta = load_checkpoint(cfg.model.init)
         if len(meta.labels) != num_classes:
-            raise ConfigError(f"model.init: {cfg.model.init} has {len(meta.labels)} classes, this run {num_classes}")
+            raise ConfigError(
+                f"model.init: {cfg.model.init} has {len(meta.labels)} classes, this run "
+                f"{num_classes}"
+            )
         model.load_state_dict({k: v.float() for k, v in start_from.state_dict().items()})
         print(f"weights from {cfg.model.init}")
     return model
@@ -48,8 +55,10 @@ def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer
     if o.decay_norm_bias:  # plain weight decay on every parameter (the paper's wording)
         groups = [{"params": params, "weight_decay": o.weight_decay}]
     else:  # no decay on norms and biases (the usual rule for transformers)
-        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": o.weight_decay},
-                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": o.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
     if o.name == "sgd":
         return torch.optim.SGD(groups, lr=o.lr, momentum=o.momentum)
     adam = {"adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}[o.name]  # optim.name's choices
@@ -74,10 +83,18 @@ def model_meta(cfg: Config, classes, splits: dict) -> ModelMeta:
         arch={"variant": cfg.model.variant, "num_classes": len(classes)},
         preprocess=Preprocess(d.input_size, d.color, tuple(d.mean), tuple(d.std)),
         dataset=f"{d.format}:{root}",
-        provenance={"data": {"format": d.format, "root": root, "labels": d.labels,
-                             "splits": {name: {"split": split, "images": len(ds)} for name, (split, ds) in
-                                        splits.items()}},
-                    "init": initialisation(cfg.model.pretrained)},
+        provenance={
+            "data": {
+                "format": d.format,
+                "root": root,
+                "labels": d.labels,
+                "splits": {
+                    name: {"split": split, "images": len(ds)}
+                    for name, (split, ds) in splits.items()
+                },
+            },
+            "init": initialisation(cfg.model.pretrained),
+        },
         train_config=cfg.to_dict(),
     )
 

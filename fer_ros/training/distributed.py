@@ -1,4 +1,5 @@
-"""Processes and devices: this process's place in a torchrun job, its device, seeds and precision."""
+"""Processes and devices: this process's place in a torchrun job, its device, seeds and
+precision."""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ def seed_everything(seed: int) -> None:
 
 
 def configure_torch(t, device: torch.device, rank: int) -> None:
-    """Threads, seeds, determinism and TF32 for this process, from the train section of a config."""
+    """Threads, seeds, determinism and TF32 for this process, from the train section of a
+    config."""
     if t.threads > 0:
         torch.set_num_threads(t.threads)
     seed_everything(t.seed + rank)

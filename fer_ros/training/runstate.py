@@ -21,12 +21,12 @@ from fer_ros.training.distributed import Dist
 from fer_ros.training.sampling import EpochSampler
 from fer_ros.training.schedule import Plateau
 
-
 STATE_FILE = "last_state.pt"
 
 
 def atomic_save(obj, path: Path) -> None:
-    """torch.save through fer_ros.atomic: a kill at any moment leaves the old file or the new one."""
+    """torch.save through fer_ros.atomic: a kill at any moment leaves the old file or the new
+    one."""
     with atomic_file(path) as tmp:
         torch.save(obj, tmp)
 
@@ -89,10 +89,17 @@ class Run:
             print(*args, **kwargs)
 
     def state(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
-                "plateau": self.plateau.state_dict(), "rng": rng_state(self.aug_gen), "epoch": self.epoch,
-                "step": self.step, "history": self.history, "config": self.cfg.to_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
+            "plateau": self.plateau.state_dict(),
+            "rng": rng_state(self.aug_gen),
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": self.history,
+            "config": self.cfg.to_dict(),
+        }
 
     def resume(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -100,7 +107,11 @@ class Run:
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         self.plateau.load_state_dict(state["plateau"])
-        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        self.epoch, self.step, self.history = (
+            int(state["epoch"]),
+            int(state["step"]),
+            list(state["history"]),
+        )
         seed, rank = self.cfg.train.seed, self.ddp.rank
         if self.ddp.main:
             set_rng_state(state["rng"], self.aug_gen)

@@ -8,7 +8,8 @@ import math
 def lr_at(step: int, cfg, base_lr: float, total_steps: int, plateau_scale: float = 1.0) -> float:
     """Learning rate at optimizer step `step`: linear warm-up, then the schedule.
 
-    plateau: base_lr times the factor the plateau rule has accumulated; cosine: from base_lr down to
+    plateau: base_lr times the factor the plateau rule has accumulated; cosine: from base_lr down
+    to
     min_lr over total_steps; constant: base_lr.
     """
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
@@ -17,14 +18,17 @@ def lr_at(step: int, cfg, base_lr: float, total_steps: int, plateau_scale: float
         return warm * (cfg.min_lr + (base_lr - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * t)))
     if cfg.schedule == "plateau":
         return warm * base_lr * plateau_scale
-    return warm * base_lr  # constant (optim.schedule's choices are checked where the config is read)
+    return (
+        warm * base_lr
+    )  # constant (optim.schedule's choices are checked where the config is read)
 
 
 class Plateau:
     """Validation accuracy over the epochs: the best epoch, and torch's ReduceLROnPlateau rule.
 
     The best epoch is any improvement: it selects the checkpoint and starts the early-stop count.
-    The lr follows ReduceLROnPlateau(mode="max", threshold=1e-4 relative, cooldown 0): when `patience`
+    The lr follows ReduceLROnPlateau(mode="max", threshold=1e-4 relative, cooldown 0): when
+    `patience`
     + 1 epochs in a row fail to beat its own best by the threshold, the lr scale is multiplied by
     `factor` (never below `floor`) and the count starts again.
     """
@@ -53,8 +57,13 @@ class Plateau:
         return epoch - self.best_epoch
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "best_epoch": self.best_epoch, "lr_best": self.lr_best,
-                "bad_epochs": self.bad_epochs, "scale": self.scale}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "lr_best": self.lr_best,
+            "bad_epochs": self.bad_epochs,
+            "scale": self.scale,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch = float(state["best"]), int(state["best_epoch"])

@@ -2,7 +2,8 @@
 
 The head drifts across a cluttered background while it grows, shrinks and tilts, so the detector
 and the tracker have work; the first and last frames are empty, so "nobody there" shows too. The
-demo analyses it with `fer-ros video`; the tests feed it to the video tool and the camera publisher.
+demo analyses it with `fer-ros video`; the tests feed it to the video tool and the camera
+publisher.
 A showcase, not an accuracy claim: one smiling face, moved about.
 """
 
@@ -23,7 +24,9 @@ def astronaut() -> np.ndarray:
     try:
         import skimage.data
     except ImportError:
-        raise FerRosError("the astronaut clip needs scikit-image (pip install scikit-image)") from None
+        raise FerRosError(
+            "the astronaut clip needs scikit-image (pip install scikit-image)"
+        ) from None
     return skimage.data.astronaut()
 
 
@@ -36,7 +39,10 @@ def background(width: int, height: int, seed: int = 0) -> np.ndarray:
     frame = frame.clip(0, 255).astype(np.uint8)
     for _ in range(6):
         x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
-        w, h = int(rng.integers(width // 10, width // 3)), int(rng.integers(height // 10, height // 3))
+        w, h = (
+            int(rng.integers(width // 10, width // 3)),
+            int(rng.integers(height // 10, height // 3)),
+        )
         colour = tuple(int(c) for c in rng.integers(60, 200, 3))
         cv2.rectangle(frame, (x0, y0), (x0 + w, y0 + h), colour, -1)
     return cv2.GaussianBlur(frame, (0, 0), 3)
@@ -59,7 +65,7 @@ def pose(i: int, frames: int) -> tuple[float, float, float, float] | None:
 def frames(count: int = 75, width: int = 640, height: int = 480):
     """The clip's frames, BGR, one at a time."""
     x, y, w, h = HEAD
-    head = cv2.cvtColor(astronaut()[y:y + h, x:x + w], cv2.COLOR_RGB2BGR)
+    head = cv2.cvtColor(astronaut()[y : y + h, x : x + w], cv2.COLOR_RGB2BGR)
     backdrop = background(width, height)
     size = min(width, height) / 480  # the same motion at any frame size
     for i in range(count):
@@ -69,13 +75,22 @@ def frames(count: int = 75, width: int = 640, height: int = 480):
             cx, cy, scale, angle = where
             m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale * size)
             m[:, 2] += (cx * width - w / 2, cy * height - h / 2)
-            cv2.warpAffine(head, m, (width, height), dst=frame, flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_TRANSPARENT)
+            cv2.warpAffine(
+                head,
+                m,
+                (width, height),
+                dst=frame,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )
         yield frame
 
 
-def write_clip(path, count: int = 75, width: int = 640, height: int = 480, fps: float = 15.0) -> Path:
-    """Write the clip as Motion-JPEG in an AVI (OpenCV encodes it without FFmpeg); returns the path."""
+def write_clip(
+    path, count: int = 75, width: int = 640, height: int = 480, fps: float = 15.0
+) -> Path:
+    """Write the clip as Motion-JPEG in an AVI (OpenCV encodes it without FFmpeg); returns the
+    path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))

@@ -9,8 +9,18 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("package.xml", "CMakeLists.txt", "LICENSE", "msg", "fer_ros", "launch", "config", "scripts", "models",
-           "test")
+SOURCES = (
+    "package.xml",
+    "CMakeLists.txt",
+    "LICENSE",
+    "msg",
+    "fer_ros",
+    "launch",
+    "config",
+    "scripts",
+    "models",
+    "test",
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +33,28 @@ def workspace(tmp_path_factory):
     for name in SOURCES:
         src = REPO / name
         if src.is_dir():
-            shutil.copytree(src, ws / "src" / "fer_ros" / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                src, ws / "src" / "fer_ros" / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         elif src.exists():
             (ws / "src" / "fer_ros").mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, ws / "src" / "fer_ros" / name)
     env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix)
-    build = subprocess.run([str(colcon), "build", "--event-handlers", "console_direct-",
-                            "--cmake-args", f"-DPython3_EXECUTABLE={sys.executable}"],
-                           cwd=ws, env=env, capture_output=True, text=True, timeout=900)
+    build = subprocess.run(
+        [
+            str(colcon),
+            "build",
+            "--event-handlers",
+            "console_direct-",
+            "--cmake-args",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+        ],
+        cwd=ws,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
     return ws
 
@@ -45,14 +69,21 @@ def test_colcon_installs_ros2_run_executables_and_share_files(workspace):
 
 
 def test_workspace_messages_and_modules_import_after_sourcing(workspace):
-    script = ("import fer_ros, fer_ros.msg, fer_ros.ros.node, fer_ros.synthetic; "
-              "from fer_ros.msg import EmotionArray, EmotionStamped; "
-              "from rclpy.serialization import serialize_message, deserialize_message; "
-              "m = EmotionArray(faces=[EmotionStamped(label='happy')]); "
-              "assert deserialize_message(serialize_message(m), EmotionArray) == m; "
-              "print(fer_ros.__file__)")
-    run = subprocess.run(["bash", "-c", f". install/setup.sh && {sys.executable} -c \"{script}\""],
-                         cwd=workspace, capture_output=True, text=True, timeout=120)
+    script = (
+        "import fer_ros, fer_ros.msg, fer_ros.ros.node, fer_ros.synthetic; "
+        "from fer_ros.msg import EmotionArray, EmotionStamped; "
+        "from rclpy.serialization import serialize_message, deserialize_message; "
+        "m = EmotionArray(faces=[EmotionStamped(label='happy')]); "
+        "assert deserialize_message(serialize_message(m), EmotionArray) == m; "
+        "print(fer_ros.__file__)"
+    )
+    run = subprocess.run(
+        ["bash", "-c", f'. install/setup.sh && {sys.executable} -c "{script}"'],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert str(workspace / "install") in run.stdout
 
@@ -60,12 +91,30 @@ def test_workspace_messages_and_modules_import_after_sourcing(workspace):
 def test_colcon_test_runs_the_pytest_suite(workspace):
     """`colcon test` runs the suite through ament_cmake_pytest; one quick test is selected here."""
     colcon = str(Path(sys.executable).parent / "colcon")
-    env = dict(os.environ, AMENT_PREFIX_PATH=sys.prefix, CMAKE_PREFIX_PATH=sys.prefix,
-               PYTEST_ADDOPTS="-k test_b0_has_the_papers_parameter_count -p no:cacheprovider")
-    run = subprocess.run([colcon, "test", "--packages-select", "fer_ros", "--event-handlers", "console_direct-"],
-                         cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        AMENT_PREFIX_PATH=sys.prefix,
+        CMAKE_PREFIX_PATH=sys.prefix,
+        PYTEST_ADDOPTS="-k test_b0_has_the_papers_parameter_count -p no:cacheprovider",
+    )
+    run = subprocess.run(
+        [colcon, "test", "--packages-select", "fer_ros", "--event-handlers", "console_direct-"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    results = subprocess.run([colcon, "test-result", "--all", "--verbose"], cwd=workspace, env=env,
-                             capture_output=True, text=True, timeout=120)
+    results = subprocess.run(
+        [colcon, "test-result", "--all", "--verbose"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert results.returncode == 0, results.stdout + results.stderr
-    assert "1 test" in results.stdout or "tests, 0 errors, 0 failures" in results.stdout, results.stdout
+    assert "1 test" in results.stdout or "tests, 0 errors, 0 failures" in results.stdout, (
+        results.stdout
+    )

@@ -83,10 +83,11 @@ def test_readme_is_a_front_door_with_a_table_of_contents():
     assert toc, "the Contents list links no heading"
     anchors = _anchors(README)
     assert not [a for a in toc if a not in anchors], "Contents links that are no heading"
-    sections = [_slug(line[3:]) for line in lines
-                if line.startswith("## ") and line != "## Contents"]
+    sections = [
+        _slug(line[3:]) for line in lines if line.startswith("## ") and line != "## Contents"
+    ]
     assert [s for s in sections if s not in toc] == [], "sections missing from Contents"
-    first_screen = text[:text.index("## Use it from Python")]
+    first_screen = text[: text.index("## Use it from Python")]
     for must in ("ros2 launch fer_ros fer.launch.py", "fer-ros run", "/emotion", "`emotions`"):
         assert must in first_screen, must
 
@@ -145,8 +146,9 @@ def test_figures_are_the_committed_results_they_cite():
                 if "%" in line and abs(actual) <= 1 and stated > 1:
                     actual *= 100
                 decimals = len(value.group(1) or "")
-                assert abs(stated - actual) <= 0.5 * 10 ** -decimals + 1e-9, \
+                assert abs(stated - actual) <= 0.5 * 10**-decimals + 1e-9, (
                     f"{where}: {path} {key} is {actual}"
+                )
                 checked[doc.name] = checked.get(doc.name, 0) + 1
     assert sum(checked.values()) >= 10, f"only {checked} figures cite their source"
     assert checked.get("README.md", 0) >= 10, "the README's model table cites no results"
@@ -159,6 +161,8 @@ def test_demo_sample_reports_the_committed_demo_report():
 
     bags = (REPO / "docs" / "bags.md").read_text()
     intro = "report (recorded /emotions vs the bag's /expression labels):\n"
-    block = bags[bags.index(intro) + len(intro):bags.index("  latency: end_to_end = camera stamp")]
+    block = bags[
+        bags.index(intro) + len(intro) : bags.index("  latency: end_to_end = camera stamp")
+    ]
     report = json.loads((REPO / "benchmarks" / "results" / "demo_report.json").read_text())
     assert block.splitlines() == ["  " + line for line in summary_lines(report)]

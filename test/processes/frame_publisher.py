@@ -36,4 +36,9 @@ def main(topic: str, count: int, width: int = 640, height: int = 480, rate: floa
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), *(int(a) for a in sys.argv[3:5]), *(float(a) for a in sys.argv[5:6]))
+    main(
+        sys.argv[1],
+        int(sys.argv[2]),
+        *(int(a) for a in sys.argv[3:5]),
+        *(float(a) for a in sys.argv[5:6]),
+    )

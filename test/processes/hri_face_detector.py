@@ -29,8 +29,12 @@ def main(seconds: float) -> None:
     rclpy.init()
     node = rclpy.create_node("fake_face_detector")
     tracked = node.create_publisher(IdsList, "/humans/faces/tracked", 10)
-    crops = {face: node.create_publisher(Image, f"/humans/faces/{face}/cropped", 10) for face in FACES}
-    face = cv2.resize(skimage.data.astronaut()[50:190, 160:290], (128, 138), interpolation=cv2.INTER_AREA)
+    crops = {
+        face: node.create_publisher(Image, f"/humans/faces/{face}/cropped", 10) for face in FACES
+    }
+    face = cv2.resize(
+        skimage.data.astronaut()[50:190, 160:290], (128, 138), interpolation=cv2.INTER_AREA
+    )
     images = {"anna": face, "bob": np.ascontiguousarray(face[:, ::-1])}
     print("ready", flush=True)
     end, n = time.monotonic() + seconds, 0
@@ -42,11 +46,22 @@ def main(seconds: float) -> None:
         tracked.publish(ids)
         for i, name in enumerate(FACES):
             msg = fill_image(Image(), images[name], "rgb8")
-            msg.header.stamp.sec, msg.header.stamp.nanosec = stamp.sec, (stamp.nanosec // 10 * 10 + i) % 10**9
+            msg.header.stamp.sec, msg.header.stamp.nanosec = (
+                stamp.sec,
+                (stamp.nanosec // 10 * 10 + i) % 10**9,
+            )
             msg.header.frame_id = f"face_{name}"
             crops[name].publish(msg)
-            print(json.dumps({"face": name, "sec": msg.header.stamp.sec, "nanosec": msg.header.stamp.nanosec}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "face": name,
+                        "sec": msg.header.stamp.sec,
+                        "nanosec": msg.header.stamp.nanosec,
+                    }
+                ),
+                flush=True,
+            )
         time.sleep(0.1)
     node.destroy_node()
     rclpy.try_shutdown()

@@ -3,7 +3,8 @@
     python standard_listener.py NODE_NAMESPACE
 
 Run in the environment of the layer test/ros_tools.py builds (vision_msgs and hri_msgs are not
-wheels), so the test process itself need not load them. Lines: {"topic": ..., "msg": {...}}; "ready"
+wheels), so the test process itself need not load them. Lines: {"topic": ..., "msg": {...}};
+"ready"
 once the fixed subscriptions exist. Per-face ROS4HRI topics are subscribed as their ids appear on
 /humans/faces/tracked.
 """
@@ -28,20 +29,33 @@ def main():
     faces = set()
 
     def printer(topic):
-        return lambda msg: print(json.dumps({"topic": topic, "msg": message_to_ordereddict(msg)}), flush=True)
+        return lambda msg: print(
+            json.dumps({"topic": topic, "msg": message_to_ordereddict(msg)}), flush=True
+        )
 
     def on_tracked(msg):
         printer("/humans/faces/tracked")(msg)
         for face in msg.ids:
             if face not in faces:
                 faces.add(face)
-                for kind, name in ((NormalizedRegionOfInterest2D, "roi"), (Expression, "expression")):
+                for kind, name in (
+                    (NormalizedRegionOfInterest2D, "roi"),
+                    (Expression, "expression"),
+                ):
                     topic = f"/humans/faces/{face}/{name}"
                     node.create_subscription(kind, topic, printer(topic), 10)
 
-    node.create_subscription(Detection2DArray, f"/{ns}/fer_node/detections", printer("detections"), 10)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    node.create_subscription(LabelInfo, f"/{ns}/fer_node/label_info", printer("label_info"), latched)
+    node.create_subscription(
+        Detection2DArray, f"/{ns}/fer_node/detections", printer("detections"), 10
+    )
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    node.create_subscription(
+        LabelInfo, f"/{ns}/fer_node/label_info", printer("label_info"), latched
+    )
     node.create_subscription(IdsList, "/humans/faces/tracked", on_tracked, 10)
     print("ready", flush=True)
     spin_until_stopped(node)

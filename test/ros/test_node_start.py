@@ -1,6 +1,6 @@
-"""Starting and stopping fer_node as a process: a params file, signals, start-up errors in one line."""
+"""Starting and stopping fer_node as a process: a params file, signals, start-up errors in one
+line."""
 
-import json
 import signal
 import sys
 from pathlib import Path
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fer_ros.paths import share_dir
 from fer_ros.ros.dds import profile_variable
 from fer_ros.ros.params import PARAMS
-from fer_ros.paths import share_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,15 +34,27 @@ def list_node_parameters(ros, node_name: str, timeout: float = 30.0) -> dict:
         node.destroy_node()
 
 
-def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros, spawn, tmp_path,
-                                                                               small_checkpoint):
+def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(
+    ros, spawn, tmp_path, small_checkpoint
+):
     params = yaml.safe_load((REPO / "config" / "fer.yaml").read_text())
     params["/**/fer_node"]["ros__parameters"].update(detect_every=7, detector="none")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     fer_ros = str(Path(sys.executable).parent / "fer-ros")
-    node = spawn(fer_ros, "run", "--params-file", str(params_file), "--checkpoint", str(small_checkpoint),
-                 "--image", "/pkg_test/camera", "--namespace", "pkg_test", name="fer_node")
+    node = spawn(
+        fer_ros,
+        "run",
+        "--params-file",
+        str(params_file),
+        "--checkpoint",
+        str(small_checkpoint),
+        "--image",
+        "/pkg_test/camera",
+        "--namespace",
+        "pkg_test",
+        name="fer_node",
+    )
     assert node.wait_for("listening on", timeout=60), node.output()
     assert "/pkg_test/camera" in node.output() and "/pkg_test/emotions" in node.output()
     values = list_node_parameters(ros, "pkg_test/fer_node")
@@ -50,7 +62,9 @@ def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros
     assert values["detect_every"] == 7 and values["detector"] == "none"
     assert values["checkpoint"] == str(small_checkpoint)
     environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")
-    name = f"{profile_variable()}=".encode()  # the variable this Fast DDS reads (FASTRTPS_... on Jazzy)
+    name = (
+        f"{profile_variable()}=".encode()
+    )  # the variable this Fast DDS reads (FASTRTPS_... on Jazzy)
     assert any(e.startswith(name) and e.endswith(b"fastdds_large_images.xml") for e in environ)
     assert node.stop(signal.SIGTERM) == 0, node.output()
     assert "Traceback" not in node.output()
@@ -58,9 +72,17 @@ def test_fer_ros_run_starts_the_node_with_a_params_file_and_stops_on_sigterm(ros
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_fer_node_exits_cleanly_on_signals(spawn, small_checkpoint, sig):
-    node = spawn(str(Path(sys.executable).parent / "fer_node"), "--ros-args", "--params-file",
-                 str(share_dir() / "config" / "fer.yaml"), "-p", f"checkpoint:={small_checkpoint}",
-                 "-r", "__node:=signal_test", name="fer_node")
+    node = spawn(
+        str(Path(sys.executable).parent / "fer_node"),
+        "--ros-args",
+        "--params-file",
+        str(share_dir() / "config" / "fer.yaml"),
+        "-p",
+        f"checkpoint:={small_checkpoint}",
+        "-r",
+        "__node:=signal_test",
+        name="fer_node",
+    )
     assert node.wait_for("listening on", timeout=60), node.output()
     assert node.stop(sig) == 0, node.output()
     assert "Traceback" not in node.output()
@@ -82,12 +104,19 @@ def corrupt_checkpoint(tmp_path) -> str:
 @pytest.mark.parametrize("case", ["missing", "corrupt", "cuda_without_gpu"])
 def test_start_up_errors_are_one_clear_line_and_exit_1(spawn, tmp_path, small_checkpoint, case):
     import torch
+
     if case == "cuda_without_gpu" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     params, expected = {
-        "missing": (["checkpoint:=/nonexistent/model.safetensors"], "/nonexistent/model.safetensors"),
+        "missing": (
+            ["checkpoint:=/nonexistent/model.safetensors"],
+            "/nonexistent/model.safetensors",
+        ),
         "corrupt": ([f"checkpoint:={corrupt_checkpoint(tmp_path)}"], "corrupt"),
-        "cuda_without_gpu": ([f"checkpoint:={small_checkpoint}", "device:=cuda"], "CUDA is not available"),
+        "cuda_without_gpu": (
+            [f"checkpoint:={small_checkpoint}", "device:=cuda"],
+            "CUDA is not available",
+        ),
     }[case]
     node = start_node(spawn, *params)
     node.proc.wait(60)
@@ -100,8 +129,13 @@ def test_start_up_errors_are_one_clear_line_and_exit_1(spawn, tmp_path, small_ch
 
 def test_cuda_with_cpu_fallback_runs_on_the_cpu_and_says_so(spawn, small_checkpoint):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    node = start_node(spawn, f"checkpoint:={small_checkpoint}", "device:=cuda", "allow_cpu_fallback:=true")
+    node = start_node(
+        spawn, f"checkpoint:={small_checkpoint}", "device:=cuda", "allow_cpu_fallback:=true"
+    )
     assert node.wait_for("listening on", timeout=60), node.output()
-    assert "no GPU is available: running on the CPU" in node.output() and " on cpu " in node.output()
+    assert (
+        "no GPU is available: running on the CPU" in node.output() and " on cpu " in node.output()
+    )

@@ -1,4 +1,5 @@
-"""Atomic writes: the old file survives a failed write, and a new file gets the usual permissions."""
+"""Atomic writes: the old file survives a failed write, and a new file gets the usual
+permissions."""
 
 import os
 
@@ -50,28 +51,72 @@ def test_every_file_the_package_writes_is_readable_by_others(tmp_path, monkeypat
     monkeypatch.setenv("FER_ROS_CACHE", str(tmp_path / "cache"))
     old = os.umask(0o022)
     try:
-        cfg = load_config("synthetic", {"data.input_size": 32, "data.synthetic_train": 14, "data.synthetic_val": 7,
-                                        "data.synthetic_test": 7, "train.batch_size": 7, "train.epochs": 1,
-                                        "train.threads": 1, "train.out_dir": str(tmp_path / "run")})
+        cfg = load_config(
+            "synthetic",
+            {
+                "data.input_size": 32,
+                "data.synthetic_train": 14,
+                "data.synthetic_val": 7,
+                "data.synthetic_test": 7,
+                "train.batch_size": 7,
+                "train.epochs": 1,
+                "train.threads": 1,
+                "train.out_dir": str(tmp_path / "run"),
+            },
+        )
         train(cfg, progress=False)
         best = tmp_path / "run" / "best.safetensors"
         assert main(["export", str(best), "-o", str(tmp_path / "best.onnx")]) == 0
         Engine.from_checkpoint(best, device="cpu", backend="onnxruntime").close()
-        assert main(["evaluate", str(best), "--format", "synthetic", "--synthetic-n", "7",
-                     "--out", str(tmp_path / "eval")]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(best),
+                    "--format",
+                    "synthetic",
+                    "--synthetic-n",
+                    "7",
+                    "--out",
+                    str(tmp_path / "eval"),
+                ]
+            )
+            == 0
+        )
         assert main(["synth-bag", str(tmp_path / "bag"), "--frames", "3"]) == 0
-        assert main(["bag-eval", str(tmp_path / "bag"), "--checkpoint", str(best), "-p", "detector:=none",
-                     "--out", str(tmp_path / "bag_eval")]) == 0
+        assert (
+            main(
+                [
+                    "bag-eval",
+                    str(tmp_path / "bag"),
+                    "--checkpoint",
+                    str(best),
+                    "-p",
+                    "detector:=none",
+                    "--out",
+                    str(tmp_path / "bag_eval"),
+                ]
+            )
+            == 0
+        )
     finally:
         os.umask(old)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     kinds = {p.suffix for p in files}
-    assert {".safetensors", ".pt", ".yaml", ".json", ".png", ".onnx", ".db3", ".csv"} <= kinds, kinds
-    wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in files
-             if p.stat().st_mode & 0o777 != 0o644}
+    assert {".safetensors", ".pt", ".yaml", ".json", ".png", ".onnx", ".db3", ".csv"} <= kinds, (
+        kinds
+    )
+    wrong = {
+        str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777)
+        for p in files
+        if p.stat().st_mode & 0o777 != 0o644
+    }
     assert not wrong
-    wrong = {str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777) for p in tmp_path.rglob("*")
-             if p.is_dir() and p.stat().st_mode & 0o777 != 0o755}
+    wrong = {
+        str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777)
+        for p in tmp_path.rglob("*")
+        if p.is_dir() and p.stat().st_mode & 0o777 != 0o755
+    }
     assert not wrong
 
 
@@ -84,11 +129,20 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     import time
 
     path = tmp_path / "best.safetensors"
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from fer_ros.atomic import atomic_file\n"
-        f"with atomic_file({str(path)!r}) as tmp:\n"
-        "    tmp.write_bytes(b'half' * 1000); print('writing', flush=True); time.sleep(600)")],
-        stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from fer_ros.atomic import atomic_file\n"
+                f"with atomic_file({str(path)!r}) as tmp:\n"
+                "    tmp.write_bytes(b'half' * 1000); print('writing', flush=True); "
+                "time.sleep(600)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert writer.stdout.readline().strip() == "writing"
     live = [p.name for p in tmp_path.iterdir()]
     assert len(live) == 1 and live[0].startswith(f".best.safetensors.{writer.pid}-"), live
@@ -111,7 +165,9 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     assert path.read_text() == "newer"
 
 
-def test_bag_tools_force_replaces_an_earlier_bag_but_not_a_users_folder(tmp_path, monkeypatch, capsys):
+def test_bag_tools_force_replaces_an_earlier_bag_but_not_a_users_folder(
+    tmp_path, monkeypatch, capsys
+):
     from fer_ros.cli import main
 
     monkeypatch.chdir(tmp_path)
@@ -125,6 +181,8 @@ def test_bag_tools_force_replaces_an_earlier_bag_but_not_a_users_folder(tmp_path
         assert main(["synth-bag", out, "--frames", "2", "--force"]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert (photos / "holiday.jpg").read_bytes() == b"a user's photo"
-    assert main(["bag-eval", "bag", "--out", "bag", "--force", "-p", "detector:=none"]) == 2  # its input
+    assert (
+        main(["bag-eval", "bag", "--out", "bag", "--force", "-p", "detector:=none"]) == 2
+    )  # its input
     assert "is the input" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "photos"]

@@ -25,34 +25,60 @@ def inputs(tmp_path_factory):
     (d / "taken").mkdir()
     (d / "taken" / "something").write_text("a user's file")
     fer_ros = [sys.executable, "-m", "fer_ros.cli"]
-    subprocess.run([*fer_ros, "synth-bag", str(d / "bag"), "--frames", "2"], check=True, capture_output=True)
+    subprocess.run(
+        [*fer_ros, "synth-bag", str(d / "bag"), "--frames", "2"], check=True, capture_output=True
+    )
     return d
 
 
 def cases(d: Path) -> dict[str, list[list[str]]]:
     """Bad invocations of each sub-command: a missing file first, then a corrupt one."""
-    tiny = ["--set", "data.synthetic_train=14", "--set", "data.synthetic_val=7", "--set", "data.synthetic_test=7",
-            "--out", str(d / "run")]
+    tiny = [
+        "--set",
+        "data.synthetic_train=14",
+        "--set",
+        "data.synthetic_val=7",
+        "--set",
+        "data.synthetic_test=7",
+        "--out",
+        str(d / "run"),
+    ]
     corrupt = str(d / "corrupt.safetensors")
     return {
         "run": [["--checkpoint", MISSING + ".safetensors"], ["--checkpoint", corrupt]],
-        "train": [["--config", "synthetic", "--pretrained", MISSING + ".pth", *tiny],
-                  ["--config", "synthetic", "--pretrained", str(d / "corrupt.pth"), *tiny],
-                  ["--config", MISSING + ".yaml"]],
-        "evaluate": [[MISSING + ".safetensors", "--format", "synthetic"], [corrupt, "--format", "synthetic"]],
+        "train": [
+            ["--config", "synthetic", "--pretrained", MISSING + ".pth", *tiny],
+            ["--config", "synthetic", "--pretrained", str(d / "corrupt.pth"), *tiny],
+            ["--config", MISSING + ".yaml"],
+        ],
+        "evaluate": [
+            [MISSING + ".safetensors", "--format", "synthetic"],
+            [corrupt, "--format", "synthetic"],
+        ],
         "synth": [[str(d / "faces.csv"), "--labels", "affectnet8"]],
         "export": [[MISSING + ".safetensors"], [corrupt]],
         "bench": [["--checkpoint", MISSING + ".safetensors"], ["--checkpoint", corrupt]],
-        "bag-eval": [[MISSING], [str(d / "bag"), "--checkpoint", corrupt, "--out", str(d / "eval")],
-                     [str(d / "corrupt.db3")]],
+        "bag-eval": [
+            [MISSING],
+            [str(d / "bag"), "--checkpoint", corrupt, "--out", str(d / "eval")],
+            [str(d / "corrupt.db3")],
+        ],
         "bag-replay": [[MISSING], [str(d / "corrupt.db3")]],
         "record": [[str(d / "taken")]],  # an output folder that holds a user's files
         "synth-bag": [[str(d / "taken")]],
-        "images-bag": [[MISSING, str(d / "images_bag1")], [str(d / "unreadable"), str(d / "images_bag2")]],
-        "video": [[MISSING + ".mp4", "--out", str(d / "video1")], [str(d / "corrupt.avi"), "--out", str(d / "video2")]],
+        "images-bag": [
+            [MISSING, str(d / "images_bag1")],
+            [str(d / "unreadable"), str(d / "images_bag2")],
+        ],
+        "video": [
+            [MISSING + ".mp4", "--out", str(d / "video1")],
+            [str(d / "corrupt.avi"), "--out", str(d / "video2")],
+        ],
         "camera": [["--video", MISSING + ".mp4"], ["--video", str(d / "corrupt.avi")]],
-        "demo": [["--checkpoint", MISSING + ".safetensors", "--out", str(d / "demo1")],
-                 ["--checkpoint", corrupt, "--out", str(d / "demo2")]],
+        "demo": [
+            ["--checkpoint", MISSING + ".safetensors", "--out", str(d / "demo1")],
+            ["--checkpoint", corrupt, "--out", str(d / "demo2")],
+        ],
     }
 
 
@@ -65,8 +91,12 @@ def test_bad_input_is_one_line_and_exit_code_2(inputs):
 
     def call(item):
         name, args = item
-        return subprocess.run([sys.executable, "-m", "fer_ros.cli", name, *args], capture_output=True, text=True,
-                              timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "fer_ros.cli", name, *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(call, runs))
@@ -83,24 +113,73 @@ def test_a_failure_of_the_run_is_one_line_and_exit_code_1(tmp_path):
     # An output that cannot be written (a file stands where the folder must go) is not bad input.
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    done = subprocess.run([sys.executable, "-m", "fer_ros.cli", "synth", str(blocker / "faces"), "--num", "7",
-                           "--val", "0", "--test", "0"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_ros.cli",
+            "synth",
+            str(blocker / "faces"),
+            "--num",
+            "7",
+            "--val",
+            "0",
+            "--test",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1, done.stderr
-    assert lines[-1].startswith("fer-ros synth: error: ") and "FER_ROS_DEBUG=1" in lines[-1], done.stderr
+    assert lines[-1].startswith("fer-ros synth: error: ") and "FER_ROS_DEBUG=1" in lines[-1], (
+        done.stderr
+    )
     assert "Traceback" not in done.stderr
 
 
 def hostile_cases(d: Path, checkpoint: str) -> dict[str, list[str]]:
     """Inputs that used to end in a traceback, a half-written file or a silent no-op."""
-    scratch = ["--set", "model.pretrained=none", "--set", "data.synthetic_train=14", "--set", "data.synthetic_val=7",
-               "--set", "data.synthetic_test=7"]
+    scratch = [
+        "--set",
+        "model.pretrained=none",
+        "--set",
+        "data.synthetic_train=14",
+        "--set",
+        "data.synthetic_val=7",
+        "--set",
+        "data.synthetic_test=7",
+    ]
     return {
-        "train --data <a file>": ["train", "--data", str(d / "a_file"), "--format", "fer2013_folder", *scratch,
-                                  "--out", str(d / "new_run")],
-        "train --out <a file>": ["train", "--config", "synthetic", *scratch, "--out", str(d / "a_file")],
-        "evaluate --out <a file>": ["evaluate", checkpoint, "--format", "synthetic", "--synthetic-n", "7",
-                                    "--out", str(d / "a_file")],
+        "train --data <a file>": [
+            "train",
+            "--data",
+            str(d / "a_file"),
+            "--format",
+            "fer2013_folder",
+            *scratch,
+            "--out",
+            str(d / "new_run"),
+        ],
+        "train --out <a file>": [
+            "train",
+            "--config",
+            "synthetic",
+            *scratch,
+            "--out",
+            str(d / "a_file"),
+        ],
+        "evaluate --out <a file>": [
+            "evaluate",
+            checkpoint,
+            "--format",
+            "synthetic",
+            "--synthetic-n",
+            "7",
+            "--out",
+            str(d / "a_file"),
+        ],
         "evaluate <a folder>": ["evaluate", str(d / "a_folder"), "--format", "synthetic"],
         "export -o <a folder>": ["export", checkpoint, "-o", str(d / "a_folder")],
         "synth <a file>": ["synth", str(d / "a_file"), "--num", "7", "--val", "0", "--test", "0"],
@@ -108,15 +187,32 @@ def hostile_cases(d: Path, checkpoint: str) -> dict[str, list[str]]:
         "synth -n -5": ["synth", str(d / "s.csv"), "-n", "-5"],
         "synth --size 0": ["synth", str(d / "faces"), "--size", "0"],
         "synth-bag --size 0": ["synth-bag", str(d / "bag0"), "--size", "0", "--frames", "2"],
-        "synth-bag huge scene": ["synth-bag", str(d / "bag1"), "--scene", "--width", "100000", "--height", "100000",
-                                 "--frames", "2"],
+        "synth-bag huge scene": [
+            "synth-bag",
+            str(d / "bag1"),
+            "--scene",
+            "--width",
+            "100000",
+            "--height",
+            "100000",
+            "--frames",
+            "2",
+        ],
         "record --duration -1": ["record", str(d / "rec"), "--duration", "-1"],
-        "bag-eval <a folder> checkpoint": ["bag-eval", str(d / "bag"), "--checkpoint", str(d / "a_folder"),
-                                           "--out", str(d / "eval")],
+        "bag-eval <a folder> checkpoint": [
+            "bag-eval",
+            str(d / "bag"),
+            "--checkpoint",
+            str(d / "a_folder"),
+            "--out",
+            str(d / "eval"),
+        ],
     }
 
 
-def test_hostile_arguments_are_one_line_exit_2_and_leave_nothing(inputs, tmp_path, small_checkpoint):
+def test_hostile_arguments_are_one_line_exit_2_and_leave_nothing(
+    inputs, tmp_path, small_checkpoint
+):
     d = tmp_path
     (d / "a_file").write_text("a user's file")
     (d / "a_folder").mkdir()
@@ -126,8 +222,13 @@ def test_hostile_arguments_are_one_line_exit_2_and_leave_nothing(inputs, tmp_pat
     runs = hostile_cases(d, str(small_checkpoint))
 
     def call(args):
-        return subprocess.run([sys.executable, "-m", "fer_ros.cli", *args], capture_output=True, text=True,
-                              timeout=300, cwd=d)
+        return subprocess.run(
+            [sys.executable, "-m", "fer_ros.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=d,
+        )
 
     with ThreadPoolExecutor(4) as pool:
         results = dict(zip(runs, pool.map(call, runs.values())))
@@ -139,7 +240,9 @@ def test_hostile_arguments_are_one_line_exit_2_and_leave_nothing(inputs, tmp_pat
         assert len([line for line in lines if "rebuilding the ONNX cache" not in line]) == 1, where
         assert "Traceback" not in done.stdout + done.stderr, where
     assert "is a folder, not a file" in results["evaluate <a folder>"].stderr  # not "not found"
-    assert sorted(p.relative_to(d) for p in d.rglob("*")) == before  # nothing created, nothing half-written
+    assert (
+        sorted(p.relative_to(d) for p in d.rglob("*")) == before
+    )  # nothing created, nothing half-written
     assert (d / "a_file").read_text() == "a user's file"
 
 
@@ -149,11 +252,23 @@ def test_demo_never_deletes_a_folder_it_did_not_write(tmp_path):
     (out / "emotions").mkdir(parents=True)
     for name in ("report.json", "frames.csv", "timeline.png", "my_notes.txt"):
         (out / name).write_text(name)
-    done = subprocess.run([sys.executable, "-m", "fer_ros.cli", "demo", "--out", str(out)], capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "fer_ros.cli", "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().startswith("fer-ros demo: error: ") and "nothing was deleted" in done.stderr
+    assert (
+        done.stderr.strip().startswith("fer-ros demo: error: ")
+        and "nothing was deleted" in done.stderr
+    )
     assert "frames.csv" in done.stderr and "my_notes.txt" in done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["emotions", "frames.csv", "my_notes.txt", "report.json",
-                                                     "timeline.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "emotions",
+        "frames.csv",
+        "my_notes.txt",
+        "report.json",
+        "timeline.png",
+    ]
     assert (out / "my_notes.txt").read_text() == "my_notes.txt"

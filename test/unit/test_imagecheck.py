@@ -1,5 +1,6 @@
 """Encoded images checked before decoding: JPEG and PNG only (by their bytes), size from the header
-within the pixel budget, on every path that decodes an image (frames, image files, training sets)."""
+within the pixel budget, on every path that decodes an image (frames, image files, training
+sets)."""
 
 import os
 
@@ -7,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 import skimage.data
-
 from bounded import run_bounded
+from hostile import png_bomb
+
 from fer_ros.errors import FrameError
 from fer_ros.imagecheck import DEFAULT_MAX_PIXELS, decode, encoded_size, read_file, read_image
-from hostile import png_bomb
 
 
 def encoded(ext: str, image: np.ndarray, *params) -> bytes:
@@ -38,9 +39,12 @@ def test_a_png_bomb_is_refused_from_its_header(size):
 
 def test_sizes_read_from_jpeg_and_png_headers_match_the_decoded_image():
     photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)[:301, :457]
-    cases = {"baseline jpeg": encoded(".jpg", photo), "progressive jpeg":
-             encoded(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1), "png": encoded(".png", photo),
-             "grey png": encoded(".png", photo[..., 0])}
+    cases = {
+        "baseline jpeg": encoded(".jpg", photo),
+        "progressive jpeg": encoded(".jpg", photo, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        "png": encoded(".png", photo),
+        "grey png": encoded(".png", photo[..., 0]),
+    }
     for name, data in cases.items():
         kind, width, height = encoded_size(data)
         assert (width, height) == (457, 301) and kind in name, name
@@ -56,19 +60,29 @@ def test_a_12_megapixel_camera_frame_passes_the_default_budget():
         decode(encoded(".jpg", frame), max_pixels=4000 * 3000 - 1)
 
 
-@pytest.mark.parametrize("ext,name", [(".ppm", "PPM"), (".pgm", "PGM"), (".tiff", "TIFF"), (".webp", "WebP"),
-                                      (".bmp", "BMP")])
+@pytest.mark.parametrize(
+    "ext,name",
+    [(".ppm", "PPM"), (".pgm", "PGM"), (".tiff", "TIFF"), (".webp", "WebP"), (".bmp", "BMP")],
+)
 def test_formats_other_than_jpeg_and_png_are_refused_by_their_bytes(ext, name):
     data = encoded(ext, np.full((40, 60) if ext == ".pgm" else (40, 60, 3), 99, np.uint8))
-    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None  # OpenCV would decode it
+    assert (
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is not None
+    )  # OpenCV would decode it
     with pytest.raises(FrameError, match=f"{name} image refused: only JPEG and PNG"):
         decode(data)
 
 
-@pytest.mark.parametrize("data,why", [(b"", "no data"), (b"\xff\xd8\xff", "frame header"),
-                                      (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 5 + b"\xff\xda", "frame header"),
-                                      (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX" + b"\x00" * 13, "IHDR"),
-                                      (b"garbage!", "unrecognised")])
+@pytest.mark.parametrize(
+    "data,why",
+    [
+        (b"", "no data"),
+        (b"\xff\xd8\xff", "frame header"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 5 + b"\xff\xda", "frame header"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDX" + b"\x00" * 13, "IHDR"),
+        (b"garbage!", "unrecognised"),
+    ],
+)
 def test_truncated_or_broken_headers_are_one_frame_error(data, why):
     with pytest.raises(FrameError, match=why):
         decode(data)
@@ -93,16 +107,25 @@ def test_training_sets_and_images_bag_skip_refused_files(tmp_path):
     from fer_ros.bags.io import make_header, typestore
     from fer_ros.training.datasets import ImageFileDataset
 
-    paths = {"good": tmp_path / "good.jpg", "bomb": tmp_path / "bomb.png", "ppm": tmp_path / "ppm.jpg"}
+    paths = {
+        "good": tmp_path / "good.jpg",
+        "bomb": tmp_path / "bomb.png",
+        "ppm": tmp_path / "ppm.jpg",
+    }
     paths["good"].write_bytes(encoded(".jpg", np.full((48, 48), 99, np.uint8)))
     paths["bomb"].write_bytes(png_bomb(16000, 16000))
     paths["ppm"].write_bytes(encoded(".ppm", np.full((48, 48, 3), 99, np.uint8)))
-    data = ImageFileDataset([str(p) for p in paths.values()], [0, 1, 2], ("a", "b", "c"), "gray", 48)
+    data = ImageFileDataset(
+        [str(p) for p in paths.values()], [0, 1, 2], ("a", "b", "c"), "gray", 48
+    )
     assert data.load(0).shape == (48, 48, 1) and data.load(1) is None and data.load(2) is None
     store = typestore()
     header = make_header(store, 1, "camera")
     assert frame_message(store, paths["good"], header, "auto").encoding == "mono8"
-    assert frame_message(store, paths["good"], header, "jpeg").data.tobytes() == paths["good"].read_bytes()
+    assert (
+        frame_message(store, paths["good"], header, "jpeg").data.tobytes()
+        == paths["good"].read_bytes()
+    )
     for name in ("bomb", "ppm"):
         for encoding in ("auto", "jpeg", "png"):
             assert frame_message(store, paths[name], header, encoding) is None, (name, encoding)

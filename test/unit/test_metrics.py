@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from fer_ros.metrics import (calibration_error, confusion_matrix, fit_temperature, latency_stats, percentile,
-                             summarize, with_temperature)
+from fer_ros.metrics import (
+    calibration_error,
+    confusion_matrix,
+    fit_temperature,
+    latency_stats,
+    percentile,
+    summarize,
+    with_temperature,
+)
 
 
 def test_confusion_counts_skip_unusable_samples_and_summarise():
@@ -16,7 +23,9 @@ def test_confusion_counts_skip_unusable_samples_and_summarise():
     assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]  # the -1 sample is not counted
     s = summarize(cm, ("a", "b", "c"))
     assert s["samples"] == 5 and s["accuracy"] == pytest.approx(3 / 5)
-    assert s["per_class"]["b"] == pytest.approx({"recall": 1.0, "precision": 2 / 3, "f1": 0.8, "support": 2})
+    assert s["per_class"]["b"] == pytest.approx(
+        {"recall": 1.0, "precision": 2 / 3, "f1": 0.8, "support": 2}
+    )
     assert s["mean_recall"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
 
 
@@ -45,7 +54,9 @@ def test_calibration_error_and_fitted_temperature():
     true = rng.integers(0, 7, 2000)
     logits = rng.normal(size=(2000, 7))
     logits[np.arange(2000), true] += 1.0  # right about half the time
-    sure = with_temperature(np.exp(logits * 4) / np.exp(logits * 4).sum(1, keepdims=True), 1.0)  # overconfident
+    sure = with_temperature(
+        np.exp(logits * 4) / np.exp(logits * 4).sum(1, keepdims=True), 1.0
+    )  # overconfident
     t = fit_temperature(sure, true)
     assert 3.0 < t < 5.5  # undoes the x4
     assert calibration_error(with_temperature(sure, t), true) < calibration_error(sure, true) / 3

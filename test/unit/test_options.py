@@ -7,23 +7,26 @@ import math
 
 import pytest
 import yaml
-
 from bounded import run_bounded
+from hostile import YAML_ALIAS_BOMB
+
 from fer_ros.errors import ConfigError
 from fer_ros.imagecheck import DecodeOptions
 from fer_ros.inference.engine import EngineOptions
 from fer_ros.inference.pipeline import PipelineOptions
 from fer_ros.options import MAX_YAML_CHARS, from_params, read_yaml, specs
 from fer_ros.training.config import Config
-from hostile import YAML_ALIAS_BOMB
-
 
 
 def ranged_float_specs():
     sections = [type(getattr(Config(), f.name)) for f in dataclasses.fields(Config)]
     groups = [PipelineOptions, EngineOptions, DecodeOptions, *sections]
-    return [(cls.__name__, spec) for cls in groups for spec in specs(cls)
-            if isinstance(spec.default, float) and (spec.low, spec.high) != (None, None)]
+    return [
+        (cls.__name__, spec)
+        for cls in groups
+        for spec in specs(cls)
+        if isinstance(spec.default, float) and (spec.low, spec.high) != (None, None)
+    ]
 
 
 def test_nan_and_infinity_are_outside_every_range():

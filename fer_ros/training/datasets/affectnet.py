@@ -13,26 +13,42 @@ from fer_ros.training.datasets.common import canonical_index, open_csv, require
 from fer_ros.training.datasets.report import Report
 from fer_ros.training.datasets.sets import ImageFileDataset
 
-
 AFFECTNET_ORDER = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")
 
 
 def _affectnet_image_dir(root: Path, first: str) -> Path:
-    for d in (root / "Manually_Annotated_Images", root / "Manually_Annotated" / "Manually_Annotated_Images",
-              root / "Manually_Annotated_compressed" / "Manually_Annotated_Images", root / "images", root):
+    for d in (
+        root / "Manually_Annotated_Images",
+        root / "Manually_Annotated" / "Manually_Annotated_Images",
+        root / "Manually_Annotated_compressed" / "Manually_Annotated_Images",
+        root / "images",
+        root,
+    ):
         if (d / first).exists():
             return d
-    raise DatasetError(f"{root}: cannot find AffectNet images (looked for {first} under "
-                       f"Manually_Annotated_Images/, Manually_Annotated/Manually_Annotated_Images/, images/, .)")
+    raise DatasetError(
+        f"{root}: cannot find AffectNet images (looked for {first} under "
+        f"Manually_Annotated_Images/, Manually_Annotated/Manually_Annotated_Images/, images/, .)"
+    )
 
 
-def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size: int = 224, **_) -> dict:
+def load_affectnet(
+    root: str | Path, labels=AFFECTNET8, color: str = "rgb", size: int = 224, **_
+) -> dict:
     """Original AffectNet: training.csv and validation.csv, faces cropped to their boxes.
 
-    The validation set is the test set (the test set was never released), so val and test are the same.
+    The validation set is the test set (the test set was never released), so val and test are the
+    same.
     """
     root = require(Path(root), "AffectNet folder")
-    columns = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "expression")
+    columns = (
+        "subDirectory_filePath",
+        "face_x",
+        "face_y",
+        "face_width",
+        "face_height",
+        "expression",
+    )
     out = {}
     for split, name in (("train", "training.csv"), ("val", "validation.csv")):
         path = root / name
@@ -48,7 +64,10 @@ def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size
                 where = f"{name}:{line}"
                 try:
                     expression = int(row["expression"])
-                    box = tuple(int(float(row[k])) for k in ("face_x", "face_y", "face_width", "face_height"))
+                    box = tuple(
+                        int(float(row[k]))
+                        for k in ("face_x", "face_y", "face_width", "face_height")
+                    )
                 except (TypeError, ValueError):
                     report.add_bad("unreadable label or face box", where)
                     continue
@@ -65,8 +84,12 @@ def load_affectnet(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size
                 paths.append(str(p))
                 targets.append(target)
                 boxes.append(box)
-        out[split] = ImageFileDataset(paths, targets, labels, color, size, boxes, report, f"affectnet/{split}")
-    return _val_is_test(out, f"{root}: no training.csv or validation.csv (original AffectNet layout)")
+        out[split] = ImageFileDataset(
+            paths, targets, labels, color, size, boxes, report, f"affectnet/{split}"
+        )
+    return _val_is_test(
+        out, f"{root}: no training.csv or validation.csv (original AffectNet layout)"
+    )
 
 
 def _val_is_test(splits: dict, missing: str) -> dict:
@@ -80,7 +103,8 @@ def _val_is_test(splits: dict, missing: str) -> dict:
 
 
 def _affectnet_target(expression: int, label_map: list, report: Report, where: str) -> int | None:
-    """Canonical index of an AffectNet expression code, or None with the reason counted in `report`.
+    """Canonical index of an AffectNet expression code, or None with the reason counted in
+    `report`.
 
     Both AffectNet layouts share the codes: 8-10 (none, uncertain, no face) are excluded by
     protocol, codes outside 0-10 are bad rows, and a class outside the label set (contempt for
@@ -98,8 +122,11 @@ def _affectnet_target(expression: int, label_map: list, report: Report, where: s
     return label_map[expression]
 
 
-def load_affectnet2021(root: str | Path, labels=AFFECTNET8, color: str = "rgb", size: int = 224, **_) -> dict:
-    """AffectNet 2021 re-release: {train_set,val_set}/images/<id>.jpg + annotations/<id>_exp.npy."""
+def load_affectnet2021(
+    root: str | Path, labels=AFFECTNET8, color: str = "rgb", size: int = 224, **_
+) -> dict:
+    """AffectNet 2021 re-release: {train_set,val_set}/images/<id>.jpg +
+    annotations/<id>_exp.npy."""
     root = require(Path(root), "AffectNet folder")
     label_map = [canonical_index(n, labels) for n in AFFECTNET_ORDER]
     out = {}
@@ -122,5 +149,9 @@ def load_affectnet2021(root: str | Path, labels=AFFECTNET8, color: str = "rgb", 
                 continue
             paths.append(str(img))
             targets.append(target)
-        out[split] = ImageFileDataset(paths, targets, labels, color, size, None, report, f"affectnet2021/{split}")
-    return _val_is_test(out, f"{root}: expected train_set/images and val_set/images (AffectNet 2021 layout)")
+        out[split] = ImageFileDataset(
+            paths, targets, labels, color, size, None, report, f"affectnet2021/{split}"
+        )
+    return _val_is_test(
+        out, f"{root}: expected train_set/images and val_set/images (AffectNet 2021 layout)"
+    )

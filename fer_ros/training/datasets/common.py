@@ -8,11 +8,18 @@ from pathlib import Path
 from fer_ros.errors import DatasetError
 from fer_ros.labels import LABEL_SETS, canonical
 
-
 SPLIT_ALIASES = {
-    "train": "train", "training": "train", "train_set": "train",
-    "val": "val", "valid": "val", "validation": "val", "val_set": "val", "publictest": "val",
-    "test": "test", "testing": "test", "privatetest": "test",
+    "train": "train",
+    "training": "train",
+    "train_set": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "val_set": "val",
+    "publictest": "val",
+    "test": "test",
+    "testing": "test",
+    "privatetest": "test",
 }
 
 
@@ -40,8 +47,10 @@ def open_csv(path: Path, required: tuple[str, ...]):
     missing = [c for c in required if c not in (reader.fieldnames or [])]
     if missing:
         f.close()
-        raise DatasetError(f"{path}: not the expected layout, columns {missing} missing "
-                           f"(has {reader.fieldnames}); expected {', '.join(required)}")
+        raise DatasetError(
+            f"{path}: not the expected layout, columns {missing} missing "
+            f"(has {reader.fieldnames}); expected {', '.join(required)}"
+        )
     return f, reader
 
 

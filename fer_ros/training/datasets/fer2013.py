@@ -12,7 +12,6 @@ from fer_ros.training.datasets.common import canonical_index, open_csv, require
 from fer_ros.training.datasets.report import Report
 from fer_ros.training.datasets.sets import ArrayDataset
 
-
 FER2013_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 
 
@@ -69,11 +68,25 @@ def load_fer2013(root: str | Path, labels=FER7, **_) -> dict[str, ArrayDataset]:
                 continue
             images[split].append(pixels.reshape(48, 48, 1))
             targets[split].append(target)
-    return {split: gray48_set(images[split], torch.tensor(targets[split], dtype=torch.long), labels, report,
-                              f"fer2013/{split}") for split in images}
+    return {
+        split: gray48_set(
+            images[split],
+            torch.tensor(targets[split], dtype=torch.long),
+            labels,
+            report,
+            f"fer2013/{split}",
+        )
+        for split in images
+    }
 
 
-def gray48_set(images: list[np.ndarray], targets: torch.Tensor, labels, report: Report, name: str) -> ArrayDataset:
+def gray48_set(
+    images: list[np.ndarray], targets: torch.Tensor, labels, report: Report, name: str
+) -> ArrayDataset:
     """FER2013's (and FER+'s) faces of one split, 48x48 grey, as one in-memory set."""
-    stacked = torch.from_numpy(np.stack(images)) if images else torch.zeros(0, 48, 48, 1, dtype=torch.uint8)
+    stacked = (
+        torch.from_numpy(np.stack(images))
+        if images
+        else torch.zeros(0, 48, 48, 1, dtype=torch.uint8)
+    )
     return ArrayDataset(stacked, targets, labels, "gray", report, name)

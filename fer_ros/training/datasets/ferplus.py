@@ -14,15 +14,24 @@ from fer_ros.training.datasets.fer2013 import FER2013_USAGE, gray48_set, usage_a
 from fer_ros.training.datasets.report import Report
 from fer_ros.training.datasets.sets import ArrayDataset
 
-
-FERPLUS_VOTES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
+FERPLUS_VOTES = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+)
 
 
 FERPLUS_TARGETS = ("majority", "plurality", "probability", "mixed")
 
 
 def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
-    """(index into FERPLUS_VOTES, "") of the class a FER+ row's 10 votes (8 emotions, unknown, not a
+    """(index into FERPLUS_VOTES, "") of the class a FER+ row's 10 votes (8 emotions, unknown, not
+    a
     face) give under `rule`, or (None, why the row is excluded)."""
     emotions = len(FERPLUS_VOTES)
     if rule == "majority":  # Microsoft's FER+ rule
@@ -39,15 +48,17 @@ def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
     return top, ""
 
 
-def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", vote_share: float = 0.5,
-                 **_) -> dict[str, ArrayDataset]:
+def load_ferplus(
+    root: str | Path, labels=FER7, target: str = "majority", vote_share: float = 0.5, **_
+) -> dict[str, ArrayDataset]:
     """FER+ votes (fer2013new.csv) over the pixels of fer2013.csv in the same folder, row by row.
 
     Targets (`data.target`):
       majority     Microsoft's FER+ rule: single votes are dropped as outliers, then the class with
                    more than half of the remaining votes (unknown and not-a-face included) wins;
                    rows without such a class, or won by unknown / not a face, are excluded.
-      plurality    the class with the most votes; rows whose top vote is tied, or is unknown / not a
+      plurality    the class with the most votes; rows whose top vote is tied, or is unknown / not
+      a
                    face, are excluded.
       probability  the vote distribution over the label set's classes (for cross-entropy).
       mixed        (1 - vote_share) x FER2013's own label (one-hot) + vote_share x the vote
@@ -59,9 +70,13 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", vote_s
     if path.is_dir():
         path = path / "fer2013new.csv"
     require(path, "FER+ CSV (fer2013new.csv)")
-    pixels_path = require(path.parent / "fer2013.csv", "fer2013.csv beside fer2013new.csv (FER+ has votes only)")
+    pixels_path = require(
+        path.parent / "fer2013.csv", "fer2013.csv beside fer2013new.csv (FER+ has votes only)"
+    )
     if target not in FERPLUS_TARGETS:
-        raise ConfigError(f"FER+ target must be one of {', '.join(FERPLUS_TARGETS)}, got {target!r}")
+        raise ConfigError(
+            f"FER+ target must be one of {', '.join(FERPLUS_TARGETS)}, got {target!r}"
+        )
     vote_map = [canonical_index(n, labels) for n in FERPLUS_VOTES]
     report = Report()
     images = {s: [] for s in FER2013_USAGE.values()}
@@ -82,24 +97,51 @@ def load_ferplus(root: str | Path, labels=FER7, target: str = "majority", vote_s
             if not (vrow["Image name"] or "").strip():
                 report.add_excluded("not a face (FER+ gives no image name)")
                 continue
-            value = _vote_target(vrow, votes, vote_map, "probability" if target == "mixed" else target,
-                                 len(labels), report, where)
+            value = _vote_target(
+                vrow,
+                votes,
+                vote_map,
+                "probability" if target == "mixed" else target,
+                len(labels),
+                report,
+                where,
+            )
             if value is None:
                 continue
             if target == "mixed":
-                value = _mix_original(value, prow.get("emotion"), labels, vote_share, report, where)
+                value = _mix_original(
+                    value, prow.get("emotion"), labels, vote_share, report, where
+                )
                 if value is None:
                     continue
             targets[split].append(value)
             images[split].append(px.reshape(48, 48, 1))
         if next(pixel_rows, None) is not None or next(vote_rows, None) is not None:
-            raise DatasetError(f"{path} and {pixels_path} have different row counts; FER+ rows must align with FER2013")
-    return {split: gray48_set(images[split], _stack_targets(targets[split], target, len(labels)), labels, report,
-                              f"ferplus/{split}") for split in images}
+            raise DatasetError(
+                f"{path} and {pixels_path} have different row counts; FER+ rows must align with "
+                "FER2013"
+            )
+    return {
+        split: gray48_set(
+            images[split],
+            _stack_targets(targets[split], target, len(labels)),
+            labels,
+            report,
+            f"ferplus/{split}",
+        )
+        for split in images
+    }
 
 
-def _vote_target(vrow: dict, votes: np.ndarray, vote_map: list, target: str, n_classes: int, report: Report,
-                 where: str):
+def _vote_target(
+    vrow: dict,
+    votes: np.ndarray,
+    vote_map: list,
+    target: str,
+    n_classes: int,
+    report: Report,
+    where: str,
+):
     """A row's target under `target` (a class index, or the vote distribution over the label set's
     classes), or None with the reason counted in `report`."""
     if target == "probability":
@@ -126,9 +168,11 @@ def _vote_target(vrow: dict, votes: np.ndarray, vote_map: list, target: str, n_c
     return vote_map[winner]
 
 
-def _mix_original(votes: np.ndarray, emotion: str | None, labels, vote_share: float, report: Report,
-                  where: str) -> np.ndarray | None:
-    """(1 - vote_share) x the row's FER2013 label (one-hot) + vote_share x its vote distribution."""
+def _mix_original(
+    votes: np.ndarray, emotion: str | None, labels, vote_share: float, report: Report, where: str
+) -> np.ndarray | None:
+    """(1 - vote_share) x the row's FER2013 label (one-hot) + vote_share x its vote
+    distribution."""
     try:
         original = canonical_index(FER7[int(emotion)], labels)
     except (TypeError, ValueError, IndexError):

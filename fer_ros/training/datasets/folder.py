@@ -1,4 +1,5 @@
-"""Image folders: <root>/<split>/<class name>/*.png (FER2013 folder copies and any similar layout)."""
+"""Image folders: <root>/<split>/<class name>/*.png (FER2013 folder copies and any similar
+layout)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,17 @@ from fer_ros.training.datasets.report import Report
 from fer_ros.training.datasets.sets import ImageFileDataset
 
 
-def load_folder(root: str | Path, labels=FER7, color: str = "gray", size: int = 48, **_) -> dict[str, ImageFileDataset]:
-    """<root>/<split>/<class>/*.png (FER2013 folder copies and any similar layout); classes by name."""
+def load_folder(
+    root: str | Path, labels=FER7, color: str = "gray", size: int = 48, **_
+) -> dict[str, ImageFileDataset]:
+    """<root>/<split>/<class>/*.png (FER2013 folder copies and any similar layout); classes by
+    name."""
     root = require(Path(root), "image folder")
     splits = split_dirs(root)
     if not splits:
-        raise DatasetError(f"{root}: expected split folders (train/, val/ or test/) holding a folder per class")
+        raise DatasetError(
+            f"{root}: expected split folders (train/, val/ or test/) holding a folder per class"
+        )
     out = {}
     for split, d in splits.items():
         report = Report()
@@ -33,5 +39,7 @@ def load_folder(root: str | Path, labels=FER7, color: str = "gray", size: int = 
                 continue
             paths += [str(p) for p in files]
             targets += [target] * len(files)
-        out[split] = ImageFileDataset(paths, targets, labels, color, size, report=report, name=f"folder/{split}")
+        out[split] = ImageFileDataset(
+            paths, targets, labels, color, size, report=report, name=f"folder/{split}"
+        )
     return out

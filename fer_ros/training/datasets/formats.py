@@ -1,4 +1,5 @@
-"""The formats by name (`data.format`), how a path is recognised, and `load_splits`, the one door."""
+"""The formats by name (`data.format`), how a path is recognised, and `load_splits`, the one
+door."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from fer_ros.training.datasets.ferplus import load_ferplus
 from fer_ros.training.datasets.folder import load_folder
 from fer_ros.training.datasets.rafdb import load_rafdb
 from fer_ros.training.datasets.synthetic import load_synthetic
-
 
 FORMATS = {
     "fer2013": load_fer2013,
@@ -51,13 +51,19 @@ def detect_format(root: str | Path) -> str:
     if split_dirs(root):
         return "fer2013_folder"
     found = ", ".join(sorted(p.name for p in root.iterdir())[:10]) or "nothing"
-    raise DatasetError(f"{root}: unrecognised data set layout (found {found}); expected fer2013.csv, "
-                       "fer2013new.csv, training.csv/validation.csv (AffectNet), train_set/val_set (AffectNet 2021), "
-                       "EmoLabel/ (RAF-DB) or train/ val/ test/ folders per class")
+    raise DatasetError(
+        f"{root}: unrecognised data set layout (found {found}); expected fer2013.csv, "
+        "fer2013new.csv, training.csv/validation.csv (AffectNet), train_set/val_set (AffectNet "
+        "2021), "
+        "EmoLabel/ (RAF-DB) or train/ val/ test/ folders per class"
+    )
 
 
-def load_splits(fmt: str, root: str | Path, labels: str | tuple[str, ...] = "fer7", **options) -> dict:
-    """{split: dataset} for a format (or "auto") at root; options go to the loader (color, size, ...)."""
+def load_splits(
+    fmt: str, root: str | Path, labels: str | tuple[str, ...] = "fer7", **options
+) -> dict:
+    """{split: dataset} for a format (or "auto") at root; options go to the loader (color, size,
+    ...)."""
     classes = label_set(labels) if isinstance(labels, str) else tuple(labels)
     if fmt == "auto":
         fmt = detect_format(root)
@@ -70,4 +76,6 @@ def load_splits(fmt: str, root: str | Path, labels: str | tuple[str, ...] = "fer
     except NotADirectoryError:  # the format reads a folder (or a file inside one)
         raise DatasetError(f"{root} is not a folder the {fmt} format can read") from None
     except IsADirectoryError:
-        raise DatasetError(f"{root} holds a folder where the {fmt} format expects a file") from None
+        raise DatasetError(
+            f"{root} holds a folder where the {fmt} format expects a file"
+        ) from None

@@ -9,12 +9,12 @@ from fer_ros.training.datasets.common import canonical_index, require
 from fer_ros.training.datasets.report import Report
 from fer_ros.training.datasets.sets import ImageFileDataset
 
-
 RAFDB_ORDER = ("surprise", "fear", "disgust", "happy", "sad", "angry", "neutral")  # labels 1..7
 
 
 def load_rafdb(root: str | Path, labels=FER7, color: str = "rgb", size: int = 224, **_) -> dict:
-    """RAF-DB basic: train_*/test_* rows of EmoLabel/list_patition_label.txt; val is the test set."""
+    """RAF-DB basic: train_*/test_* rows of EmoLabel/list_patition_label.txt; val is the test
+    set."""
     root = require(Path(root), "RAF-DB folder")
     list_path = require(root / "EmoLabel" / "list_patition_label.txt", "RAF-DB label list")
     image_dir = require(root / "Image" / "aligned", "RAF-DB aligned images")
@@ -46,6 +46,9 @@ def load_rafdb(root: str | Path, labels=FER7, color: str = "rgb", size: int = 22
             continue
         items[split][0].append(str(p))
         items[split][1].append(label_map[label - 1])
-    out = {s: ImageFileDataset(p, t, labels, color, size, None, report, f"rafdb/{s}") for s, (p, t) in items.items()}
+    out = {
+        s: ImageFileDataset(p, t, labels, color, size, None, report, f"rafdb/{s}")
+        for s, (p, t) in items.items()
+    }
     out["val"] = out["test"]
     return out

@@ -17,12 +17,14 @@ class Report:
     def add_bad(self, reason: str, where: str = "") -> None:
         self.bad[reason] += 1
         if where:
-            self.examples.setdefault(reason, []).append(where) if len(self.examples.get(reason, [])) < 3 else None
+            self.examples.setdefault(reason, []).append(where) if len(
+                self.examples.get(reason, [])
+            ) < 3 else None
 
     def add_excluded(self, reason: str, n: int = 1) -> None:
         self.excluded[reason] += n
 
-    def merge(self, other: "Report") -> None:
+    def merge(self, other: Report) -> None:
         self.bad.update(other.bad)
         self.excluded.update(other.excluded)
         for k, v in other.examples.items():

@@ -23,11 +23,25 @@ from fer_ros.training.datasets.report import Report
 class ArrayDataset(Dataset):
     """Images held in memory as one uint8 tensor (N, H, W, C); batches are taken by indexing."""
 
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, classes: tuple[str, ...], color: str,
-                 report: Report | None = None, name: str = ""):
-        assert images.dtype == torch.uint8 and images.dim() == 4, "images must be uint8 (N, H, W, C)"
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        classes: tuple[str, ...],
+        color: str,
+        report: Report | None = None,
+        name: str = "",
+    ):
+        assert images.dtype == torch.uint8 and images.dim() == 4, (
+            "images must be uint8 (N, H, W, C)"
+        )
         assert len(images) == len(targets), "one target per image"
-        self.images, self.targets, self.classes, self.color = images, targets, tuple(classes), color
+        self.images, self.targets, self.classes, self.color = (
+            images,
+            targets,
+            tuple(classes),
+            color,
+        )
         self.report, self.name = report or Report(), name
 
     def __len__(self) -> int:
@@ -56,8 +70,17 @@ class ImageFileDataset(Dataset):
     ignores -1) and counts it, so one corrupt file neither stops a run nor goes unnoticed.
     """
 
-    def __init__(self, paths: list[str], targets: list[int], classes: tuple[str, ...], color: str, size: int,
-                 boxes: list[tuple[int, int, int, int]] | None = None, report: Report | None = None, name: str = ""):
+    def __init__(
+        self,
+        paths: list[str],
+        targets: list[int],
+        classes: tuple[str, ...],
+        color: str,
+        size: int,
+        boxes: list[tuple[int, int, int, int]] | None = None,
+        report: Report | None = None,
+        name: str = "",
+    ):
         assert len(paths) == len(targets), "one target per image"
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
         self.boxes = boxes
@@ -70,7 +93,9 @@ class ImageFileDataset(Dataset):
     def load(self, i: int) -> np.ndarray | None:
         """Image i as uint8 (size, size, C), or None when the file is unreadable."""
         try:  # the node's checks: JPEG or PNG, size from the header within the pixel budget
-            img = read_image(self.paths[i], cv2.IMREAD_GRAYSCALE if self.color == "gray" else cv2.IMREAD_COLOR)
+            img = read_image(
+                self.paths[i], cv2.IMREAD_GRAYSCALE if self.color == "gray" else cv2.IMREAD_COLOR
+            )
         except FrameError:
             return None
         if self.boxes is not None:
@@ -103,7 +128,8 @@ class ImageFileDataset(Dataset):
 
     def to_memory(self, progress: bool = False) -> ArrayDataset:
         """Every image decoded once into one uint8 tensor (unreadable ones black, target -1, as in
-        `__getitem__`): a small set (FER2013 is 66 MB at 48x48) then costs no decoding per epoch and
+        `__getitem__`): a small set (FER2013 is 66 MB at 48x48) then costs no decoding per epoch
+        and
         needs no worker processes competing with training for the CPU."""
         from concurrent.futures import ThreadPoolExecutor  # OpenCV's decoders release the GIL
 
@@ -115,7 +141,9 @@ class ImageFileDataset(Dataset):
             if progress:
                 from tqdm import tqdm
 
-                loaded = tqdm(loaded, total=len(self), desc=f"loading {self.name}", unit="img", leave=False)
+                loaded = tqdm(
+                    loaded, total=len(self), desc=f"loading {self.name}", unit="img", leave=False
+                )
             for i, img in enumerate(loaded):
                 if img is None:
                     targets[i] = -1
@@ -129,11 +157,24 @@ def subset(dataset, indices: torch.Tensor, name: str = ""):
     """The same kind of data set holding only `indices` (sharing the report)."""
     idx = torch.as_tensor(indices, dtype=torch.long)
     if isinstance(dataset, ArrayDataset):
-        return ArrayDataset(dataset.images[idx], dataset.targets[idx], dataset.classes, dataset.color,
-                            dataset.report, name or dataset.name)
-    return ImageFileDataset([dataset.paths[i] for i in idx.tolist()], dataset.targets[idx].tolist(), dataset.classes,
-                            dataset.color, dataset.size, None if dataset.boxes is None else
-                            [dataset.boxes[i] for i in idx.tolist()], dataset.report, name or dataset.name)
+        return ArrayDataset(
+            dataset.images[idx],
+            dataset.targets[idx],
+            dataset.classes,
+            dataset.color,
+            dataset.report,
+            name or dataset.name,
+        )
+    return ImageFileDataset(
+        [dataset.paths[i] for i in idx.tolist()],
+        dataset.targets[idx].tolist(),
+        dataset.classes,
+        dataset.color,
+        dataset.size,
+        None if dataset.boxes is None else [dataset.boxes[i] for i in idx.tolist()],
+        dataset.report,
+        name or dataset.name,
+    )
 
 
 def hold_out(dataset, fraction: float, seed: int = 0):
@@ -151,7 +192,9 @@ def hold_out(dataset, fraction: float, seed: int = 0):
         held.append(idx[:n])
         keep.append(idx[n:])
     keep, held = torch.cat(keep).sort().values, torch.cat(held).sort().values
-    return subset(dataset, keep, f"{dataset.name} (rest)"), subset(dataset, held, f"{dataset.name} (held out)")
+    return subset(dataset, keep, f"{dataset.name} (rest)"), subset(
+        dataset, held, f"{dataset.name} (held out)"
+    )
 
 
 def split_names(splits: dict) -> str:
@@ -166,8 +209,12 @@ def pick_split(splits: dict, name: str):
 
 def describe(dataset) -> str:
     counts = dataset.class_counts().tolist()
-    return f"{len(dataset)} images: " + ", ".join(f"{c} {n}" for c, n in zip(dataset.classes, counts))
+    return f"{len(dataset)} images: " + ", ".join(
+        f"{c} {n}" for c, n in zip(dataset.classes, counts)
+    )
 
 
 def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )

@@ -4,22 +4,19 @@
 import csv
 import json
 import sys
-import time
 from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bagfiles import no_leftovers, read_bag
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from fer_ros.bags.io import open_bag, stamp_ns
-from fer_ros.bags.io import typestore
-from fer_ros.cli import main as fer_ros
-from fer_ros.ros.images import fill_image, message_to_rgb
-from fer_ros.labels import FER7
+from fer_ros.bags.io import open_bag, stamp_ns, typestore
 from fer_ros.bags.synth import START_S
-
-from bagfiles import no_leftovers, read_bag
+from fer_ros.cli import main as fer_ros
+from fer_ros.labels import FER7
+from fer_ros.ros.images import fill_image, message_to_rgb
 
 FER_ROS = str(Path(sys.executable).parent / "fer-ros")
 PERIOD_NS = round(1e9 / 30)
@@ -28,14 +25,36 @@ PERIOD_NS = round(1e9 / 30)
 @pytest.mark.parametrize("storage, encoding", [("sqlite3", "rgb8"), ("mcap", "jpeg")])
 def test_synth_bag_round_trip(tmp_path, storage, encoding):
     bag = tmp_path / "faces"
-    assert fer_ros(["synth-bag", str(bag), "--frames", "40", "--storage", storage, "--encoding", encoding,
-                    "--hold", "0.2", "0.4", "--seed", "3"]) == 0
+    assert (
+        fer_ros(
+            [
+                "synth-bag",
+                str(bag),
+                "--frames",
+                "40",
+                "--storage",
+                storage,
+                "--encoding",
+                encoding,
+                "--hold",
+                "0.2",
+                "0.4",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (bag / "metadata.yaml").is_file() and no_leftovers(tmp_path)
     assert any(f.suffix == {"sqlite3": ".db3", "mcap": ".mcap"}[storage] for f in bag.iterdir())
     topics = read_bag(bag)
     images, labels = topics["/camera/image_raw"], topics["/expression"]
-    image_type = "sensor_msgs/msg/CompressedImage" if encoding == "jpeg" else "sensor_msgs/msg/Image"
-    assert {m for m, _, _ in images} == {image_type} and {m for m, _, _ in labels} == {"std_msgs/msg/String"}
+    image_type = (
+        "sensor_msgs/msg/CompressedImage" if encoding == "jpeg" else "sensor_msgs/msg/Image"
+    )
+    assert {m for m, _, _ in images} == {image_type} and {m for m, _, _ in labels} == {
+        "std_msgs/msg/String"
+    }
     times = [t for _, t, _ in images]
     assert times == [START_S * 10**9 + round(i * 1e9 / 30) for i in range(40)]
     assert [t for _, t, _ in labels] == times  # one label per frame, same bag time
@@ -50,10 +69,29 @@ def test_synth_bag_round_trip(tmp_path, storage, encoding):
     assert len(set(runs[:7])) == len(runs[:7])  # shuffled rounds: no expression twice before all 7
     # Same seed, same bag.
     again = tmp_path / "again"
-    assert fer_ros(["synth-bag", str(again), "--frames", "40", "--storage", storage, "--encoding", encoding,
-                    "--hold", "0.2", "0.4", "--seed", "3"]) == 0
-    assert [bytes(m.data) for _, _, m in read_bag(again)["/camera/image_raw"]] == \
-        [bytes(m.data) for _, _, m in images]
+    assert (
+        fer_ros(
+            [
+                "synth-bag",
+                str(again),
+                "--frames",
+                "40",
+                "--storage",
+                storage,
+                "--encoding",
+                encoding,
+                "--hold",
+                "0.2",
+                "0.4",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert [bytes(m.data) for _, _, m in read_bag(again)["/camera/image_raw"]] == [
+        bytes(m.data) for _, _, m in images
+    ]
 
 
 def expected_predictions(checkpoint, bag, topic="/camera/image_raw"):
@@ -62,8 +100,11 @@ def expected_predictions(checkpoint, bag, topic="/camera/image_raw"):
 
     store = typestore()
     with closing(open_bag(bag)) as reader, Engine.from_checkpoint(checkpoint) as engine:
-        frames = [(t, message_to_rgb(store.deserialize_cdr(raw, c.msgtype)))
-                  for c, t, raw in reader.messages() if c.topic == topic]
+        frames = [
+            (t, message_to_rgb(store.deserialize_cdr(raw, c.msgtype)))
+            for c, t, raw in reader.messages()
+            if c.topic == topic
+        ]
         probs = engine.predict([rgb for _, rgb in frames])
     return [t for t, _ in frames], [engine.labels[i] for i in probs.argmax(1)], probs
 
@@ -78,8 +119,23 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     accuracy must come out at exactly that, and the result bag must mirror the source."""
     storage = "mcap" if truth_from == "topic" else "sqlite3"
     source = tmp_path / "faces"
-    assert fer_ros(["synth-bag", str(source), "--frames", "30", "--storage", storage, "--seed", "5",
-                    "--encoding", "bgr8" if truth_from == "topic" else "png"]) == 0
+    assert (
+        fer_ros(
+            [
+                "synth-bag",
+                str(source),
+                "--frames",
+                "30",
+                "--storage",
+                storage,
+                "--seed",
+                "5",
+                "--encoding",
+                "bgr8" if truth_from == "topic" else "png",
+            ]
+        )
+        == 0
+    )
     times, predicted, probs = expected_predictions(small_checkpoint, source)
     truth = [p if i % 3 else wrong(p) for i, p in enumerate(predicted)]
     expected_accuracy = sum(t == p for t, p in zip(truth, predicted)) / len(truth)
@@ -92,18 +148,32 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     with closing(open_bag(source)) as reader, Writer(bag, version=9, storage_plugin=plugin) as w:
         images = next(c for c in reader.connections if c.topic == "/camera/image_raw")
         conn = w.add_connection("/camera/image_raw", images.msgtype, typestore=store)
-        label_conn = w.add_connection("/truth", "std_msgs/msg/String", typestore=store) \
-            if truth_from == "topic" else None
-        for (c, t, raw), label in zip((m for m in reader.messages() if m[0].topic == "/camera/image_raw"), truth):
+        label_conn = (
+            w.add_connection("/truth", "std_msgs/msg/String", typestore=store)
+            if truth_from == "topic"
+            else None
+        )
+        for (_conn, t, raw), label in zip(
+            (m for m in reader.messages() if m[0].topic == "/camera/image_raw"), truth
+        ):
             w.write(conn, t, raw)
             if label_conn:
-                w.write(label_conn, t, store.serialize_cdr(store.types["std_msgs/msg/String"](data=label),
-                                                           "std_msgs/msg/String"))
-    labels_csv.write_text("stamp,label\n" + "".join(f"{t / 1e9:.9f},{label}\n" for t, label in zip(times, truth)))
+                w.write(
+                    label_conn,
+                    t,
+                    store.serialize_cdr(
+                        store.types["std_msgs/msg/String"](data=label), "std_msgs/msg/String"
+                    ),
+                )
+    labels_csv.write_text(
+        "stamp,label\n" + "".join(f"{t / 1e9:.9f},{label}\n" for t, label in zip(times, truth))
+    )
 
     out = tmp_path / "eval"
     args = ["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint)]
-    if truth_from == "csv":  # and a partial params file over the shipped defaults, as the node takes it
+    if (
+        truth_from == "csv"
+    ):  # and a partial params file over the shipped defaults, as the node takes it
         params = tmp_path / "params.yaml"
         params.write_text("/**/fer_node:\n  ros__parameters:\n    detector: none\n")
         args += ["--labels-csv", str(labels_csv), "--params-file", str(params)]
@@ -120,7 +190,9 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     assert (out / "confusion.png").stat().st_size > 0 and (out / "timeline.png").stat().st_size > 0
     for name in ("detect", "classify", "total"):
         stats = report["latency_ms"][name]
-        assert stats["count"] == 30 and stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+        assert (
+            stats["count"] == 30 and stats["p50"] <= stats["p95"] <= stats["p99"] <= stats["max"]
+        )
 
     with open(out / "frames.csv") as f:
         rows = list(csv.DictReader(f))
@@ -128,7 +200,10 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     assert np.allclose([[float(r[f"p_{c}"]) for c in FER7] for r in rows], probs, atol=1e-3)
 
     results = read_bag(out / "emotions")
-    assert any(f.suffix == {"sqlite3": ".db3", "mcap": ".mcap"}[storage] for f in (out / "emotions").iterdir())
+    assert any(
+        f.suffix == {"sqlite3": ".db3", "mcap": ".mcap"}[storage]
+        for f in (out / "emotions").iterdir()
+    )
     arrays, primaries = results["/emotions"], results["/emotion"]
     assert {m for m, _, _ in arrays} == {"fer_ros/msg/EmotionArray"}
     assert {m for m, _, _ in primaries} == {"fer_ros/msg/EmotionStamped"}
@@ -146,24 +221,42 @@ def write_bag(path, frames, encodings, label_topic=True):
     store = typestore()
     with Writer(path, version=9) as w:
         conn = w.add_connection("/cam", "sensor_msgs/msg/Image", typestore=store)
-        labels = w.add_connection("/truth", "std_msgs/msg/String", typestore=store) if label_topic else None
+        labels = (
+            w.add_connection("/truth", "std_msgs/msg/String", typestore=store)
+            if label_topic
+            else None
+        )
         for i, encoding in enumerate(encodings):
             t = (i + 1) * PERIOD_NS
             header = store.types["std_msgs/msg/Header"](
-                stamp=store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=t), frame_id="cam")
-            msg = store.types["sensor_msgs/msg/Image"](header=header, height=0, width=0, encoding="",
-                                                      is_bigendian=0, step=0, data=np.zeros(0, np.uint8))
+                stamp=store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=t), frame_id="cam"
+            )
+            msg = store.types["sensor_msgs/msg/Image"](
+                header=header,
+                height=0,
+                width=0,
+                encoding="",
+                is_bigendian=0,
+                step=0,
+                data=np.zeros(0, np.uint8),
+            )
             fill_image(msg, frames[i % len(frames)], "rgb8")
             msg.encoding = encoding
             w.write(conn, t, store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
             if labels:
-                w.write(labels, t, store.serialize_cdr(store.types["std_msgs/msg/String"](data="happy"),
-                                                       "std_msgs/msg/String"))
+                w.write(
+                    labels,
+                    t,
+                    store.serialize_cdr(
+                        store.types["std_msgs/msg/String"](data="happy"), "std_msgs/msg/String"
+                    ),
+                )
 
 
 @pytest.fixture(scope="module")
 def frames():
     from fer_ros.synthetic import draw_face, face_rng
+
     return [draw_face(label, face_rng(9, i), size=64) for i, label in enumerate(FER7[:3])]
 
 
@@ -177,19 +270,39 @@ def test_bad_encodings_are_counted_and_skipped(tmp_path, small_checkpoint, frame
     bag = tmp_path / "mixed"
     write_bag(bag, frames, ["rgb8", "weird16", "rgb8", "weird16", "bgr8"])
     out = tmp_path / "eval"
-    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint),
-                    "-p", "detector:=none"]) == 0
+    assert (
+        fer_ros(
+            [
+                "bag-eval",
+                str(bag),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(small_checkpoint),
+                "-p",
+                "detector:=none",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["frames"]["processed"] == 3 and report["frames"]["skipped"] == 2
     assert report["skipped_reasons"] == {"unknown image encoding 'weird16'": 2}
     assert report["accuracy"]["samples"] == 3  # skipped frames are not scored
     with open(out / "frames.csv") as f:
-        assert [r["status"] for r in csv.DictReader(f)] == \
-            ["ok", "skipped: unknown image encoding 'weird16'", "ok", "skipped: unknown image encoding 'weird16'", "ok"]
+        assert [r["status"] for r in csv.DictReader(f)] == [
+            "ok",
+            "skipped: unknown image encoding 'weird16'",
+            "ok",
+            "skipped: unknown image encoding 'weird16'",
+            "ok",
+        ]
     assert len(read_bag(out / "emotions")["/emotions"]) == 3
 
 
-def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkpoint, frames, capsys):
+def test_bad_input_fails_with_one_line_and_writes_nothing(
+    tmp_path, small_checkpoint, frames, capsys
+):
     base = ["--checkpoint", str(small_checkpoint), "-p", "detector:=none", "--out"]
 
     code, err = run_cli(capsys, "bag-eval", str(tmp_path / "nope"), *base, str(tmp_path / "o1"))
@@ -214,20 +327,41 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(tmp_path, small_checkp
 
     bag = tmp_path / "good"
     write_bag(bag, frames, ["rgb8"] * 2)
-    code, err = run_cli(capsys, "bag-eval", str(bag), "--topic", "/other", *base, str(tmp_path / "o5"))
+    code, err = run_cli(
+        capsys, "bag-eval", str(bag), "--topic", "/other", *base, str(tmp_path / "o5")
+    )
     assert code == 2 and len(err) == 1 and "no topic /other" in err[0]
-    code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "nonsense:=1", *base, str(tmp_path / "o6"))
+    code, err = run_cli(
+        capsys, "bag-eval", str(bag), "-p", "nonsense:=1", *base, str(tmp_path / "o6")
+    )
     assert code == 2 and len(err) == 1 and "unknown parameter 'nonsense'" in err[0]
-    code, err = run_cli(capsys, "bag-eval", str(bag), "-p", "detect_every:=often", *base, str(tmp_path / "o6"))
-    assert code == 2 and len(err) == 1 and "parameter detect_every" in err[0] and "INTEGER" in err[0]
-    code, err = run_cli(capsys, "bag-eval", str(bag), *base[:2], "-p", "detector:=sideways", "--out",
-                        str(tmp_path / "o6"))
+    code, err = run_cli(
+        capsys, "bag-eval", str(bag), "-p", "detect_every:=often", *base, str(tmp_path / "o6")
+    )
+    assert (
+        code == 2 and len(err) == 1 and "parameter detect_every" in err[0] and "INTEGER" in err[0]
+    )
+    code, err = run_cli(
+        capsys,
+        "bag-eval",
+        str(bag),
+        *base[:2],
+        "-p",
+        "detector:=sideways",
+        "--out",
+        str(tmp_path / "o6"),
+    )
     assert code == 2 and len(err) == 1 and "sideways" in err[0]
 
     all_bad = tmp_path / "all_bad"
     write_bag(all_bad, frames, ["weird16"] * 3)
     code, err = run_cli(capsys, "bag-eval", str(all_bad), *base, str(tmp_path / "o7"))
-    assert code == 2 and len(err) == 1 and "nothing written" in err[0] and "3x unknown image encoding" in err[0]
+    assert (
+        code == 2
+        and len(err) == 1
+        and "nothing written" in err[0]
+        and "3x unknown image encoding" in err[0]
+    )
 
     taken = tmp_path / "taken"
     taken.mkdir()
@@ -246,14 +380,20 @@ def test_bag_eval_matches_params_files_as_the_node_does(tmp_path):
     from fer_ros.bags.bag_eval import node_params
 
     params = tmp_path / "params.yaml"
-    params.write_text("/**:\n  ros__parameters:\n    detect_every: 4\n"
-                      "/robot1/fer_node:\n  ros__parameters:\n    detector: none\n"
-                      "other_node:\n  ros__parameters:\n    detector: yunet\n")
+    params.write_text(
+        "/**:\n  ros__parameters:\n    detect_every: 4\n"
+        "/robot1/fer_node:\n  ros__parameters:\n    detector: none\n"
+        "other_node:\n  ros__parameters:\n    detector: yunet\n"
+    )
     plain = node_params(params, [], None)
-    assert plain["detect_every"] == 4 and plain["detector"] == "auto"  # other nodes' values do not apply
+    assert (
+        plain["detect_every"] == 4 and plain["detector"] == "auto"
+    )  # other nodes' values do not apply
     robot = node_params(params, ["max_faces:=2"], "model.safetensors", "robot1")
     assert (robot["detect_every"], robot["detector"], robot["max_faces"]) == (4, "none", 2)
-    assert robot["checkpoint"] == "model.safetensors" and robot["smoothing"] == "none"  # shipped defaults
+    assert (
+        robot["checkpoint"] == "model.safetensors" and robot["smoothing"] == "none"
+    )  # shipped defaults
 
 
 def listing(bag, topic: str, count: int) -> None:
@@ -269,13 +409,16 @@ def listing(bag, topic: str, count: int) -> None:
 
 
 def count_note(listed: int, held: str) -> str:
-    return (f"metadata.yaml lists {listed} messages on /camera/image_raw but the bag {held}: the "
-            "frames were counted as read (the metadata is stale or was edited)")
+    return (
+        f"metadata.yaml lists {listed} messages on /camera/image_raw but the bag {held}: the "
+        "frames were counted as read (the metadata is stale or was edited)"
+    )
 
 
 @pytest.mark.parametrize("listed", [5, 0, 90])
-def test_bag_eval_counts_the_frames_it_reads_not_the_metadata(tmp_path, small_checkpoint, capsys,
-                                                               listed):
+def test_bag_eval_counts_the_frames_it_reads_not_the_metadata(
+    tmp_path, small_checkpoint, capsys, listed
+):
     """30 frames listed as 5 were "5 processed of 5"; listed as 0, "the topic is empty"."""
     bag = tmp_path / "faces"
     assert fer_ros(["synth-bag", str(bag), "--frames", "30", "--seed", "5"]) == 0
@@ -291,8 +434,9 @@ def test_bag_eval_counts_the_frames_it_reads_not_the_metadata(tmp_path, small_ch
     assert "30 processed of 30" in printed and f"note: {count_note(listed, 'holds 30')}" in printed
 
     # --limit: a count at or above the limit may be right, one below what was read is not.
-    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--force", "--limit", "10",
-                    *base]) == 0
+    assert (
+        fer_ros(["bag-eval", str(bag), "--out", str(out), "--force", "--limit", "10", *base]) == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["frames"]["processed"] == 10
     assert report["notes"] == ([count_note(listed, "holds at least 10")] if listed < 10 else [])
@@ -302,21 +446,37 @@ def test_bag_eval_of_a_bag_whose_metadata_agrees_has_no_notes(tmp_path, small_ch
     bag = tmp_path / "good"
     write_bag(bag, frames, ["rgb8"] * 3)
     out = tmp_path / "eval"
-    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint),
-                    "-p", "detector:=none"]) == 0
+    assert (
+        fer_ros(
+            [
+                "bag-eval",
+                str(bag),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(small_checkpoint),
+                "-p",
+                "detector:=none",
+            ]
+        )
+        == 0
+    )
     assert json.loads((out / "report.json").read_text())["notes"] == []
 
 
-def test_garbage_label_records_are_skipped_counted_and_their_frames_unscored(tmp_path, capsys,
-                                                                             small_checkpoint):
+def test_garbage_label_records_are_skipped_counted_and_their_frames_unscored(
+    tmp_path, capsys, small_checkpoint
+):
     """A String record whose length field says 2 GB (rosbags: SerdeError) was exit 1 with a raw
     exception; the run now goes on without those labels, and says so."""
     source = tmp_path / "faces"
     assert fer_ros(["synth-bag", str(source), "--frames", "30", "--seed", "5"]) == 0
     store, bag = typestore(), tmp_path / "garbled"
     with closing(open_bag(source)) as reader, Writer(bag, version=9) as w:
-        conns = {c.topic: w.add_connection(c.topic, c.msgtype, typestore=store)
-                 for c in reader.connections}
+        conns = {
+            c.topic: w.add_connection(c.topic, c.msgtype, typestore=store)
+            for c in reader.connections
+        }
         labels = 0
         for c, t, raw in reader.messages():
             if c.topic == "/expression":
@@ -326,13 +486,28 @@ def test_garbage_label_records_are_skipped_counted_and_their_frames_unscored(tmp
             w.write(conns[c.topic], t, raw)
     capsys.readouterr()
     out = tmp_path / "eval"
-    assert fer_ros(["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint),
-                    "-p", "detector:=none"]) == 0
+    assert (
+        fer_ros(
+            [
+                "bag-eval",
+                str(bag),
+                "--out",
+                str(out),
+                "--checkpoint",
+                str(small_checkpoint),
+                "-p",
+                "detector:=none",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["frames"]["processed"] == 30
     assert report["accuracy"]["samples"] == 27  # the frames of the 3 unreadable labels
-    note = ("3 label records of topic /expression could not be decoded: the frames they would "
-            "label are not scored")
+    note = (
+        "3 label records of topic /expression could not be decoded: the frames they would "
+        "label are not scored"
+    )
     assert report["notes"] == [note] and f"note: {note}" in capsys.readouterr().out
     with open(out / "frames.csv") as f:
         truth = [r["truth"] for r in csv.DictReader(f)]

@@ -1,12 +1,13 @@
-"""The synthetic-face generator: deterministic, every expression drawable, scenes with correct boxes."""
+"""The synthetic-face generator: deterministic, every expression drawable, scenes with correct
+boxes."""
 
 import argparse
 
 import numpy as np
 import pytest
 
-from fer_ros.labels import AFFECTNET8, FER7
 from fer_ros import synthetic as synth
+from fer_ros.labels import AFFECTNET8, FER7
 from fer_ros.training.datasets import load_splits
 
 
@@ -26,8 +27,12 @@ def test_expressions_differ_in_the_face_not_only_the_nuisances():
     size = 96
     means = {}
     for label in FER7:
-        faces = [synth.draw_face(label, np.random.default_rng(i), size=size, jitter=0).astype(np.float32)
-                 for i in range(8)]
+        faces = [
+            synth.draw_face(label, np.random.default_rng(i), size=size, jitter=0).astype(
+                np.float32
+            )
+            for i in range(8)
+        ]
         means[label] = np.mean(faces, axis=0)
     for a in FER7:
         for b in FER7:
@@ -60,8 +65,9 @@ def test_render_faces_is_balanced_and_indexable():
 
 
 def test_cli_writes_folders_and_fer2013_csv(tmp_path):
-    args = argparse.Namespace(out=tmp_path / "faces", format=None, num=14, val=7, test=7, labels="fer7", size=48,
-                              seed=0)
+    args = argparse.Namespace(
+        out=tmp_path / "faces", format=None, num=14, val=7, test=7, labels="fer7", size=48, seed=0
+    )
     assert synth.run(args) == 0
     folder = load_splits("auto", tmp_path / "faces", "fer7", color="rgb", size=48)
     assert {k: len(v) for k, v in folder.items()} == {"train": 14, "val": 7, "test": 7}

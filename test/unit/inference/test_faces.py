@@ -1,4 +1,5 @@
-"""Face detection and cropping without ROS: the default CNN detector, its landmarks, the fallback to
+"""Face detection and cropping without ROS: the default CNN detector, its landmarks, the fallback
+to
 Haar, refused settings, and the crop rule that reproduces the training faces' framing."""
 
 import os
@@ -14,22 +15,35 @@ import skimage.data
 from fer_ros.errors import ConfigError
 from fer_ros.inference import faces as faces_module
 from fer_ros.inference.crops import FRAMINGS, TEMPLATE, face_crop, framed_region
-from fer_ros.inference.faces import DetectorOptions, Face, HaarDetector, make_detector, resolve_detector
+from fer_ros.inference.faces import (
+    DetectorOptions,
+    Face,
+    HaarDetector,
+    make_detector,
+    resolve_detector,
+)
 from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.options import from_params
 
 REPO = Path(__file__).resolve().parents[3]
-MUXSPACE_TAR = Path(os.environ.get("MUXSPACE_TAR") or REPO.parent / "shared" / "data" / "muxspace.tar")
-needs_muxspace = pytest.mark.skipif(not MUXSPACE_TAR.is_file(), reason=f"muxspace faces not found at {MUXSPACE_TAR} "
-                                    "(set MUXSPACE_TAR to a muxspace.tar)")
+MUXSPACE_TAR = Path(
+    os.environ.get("MUXSPACE_TAR") or REPO.parent / "shared" / "data" / "muxspace.tar"
+)
+needs_muxspace = pytest.mark.skipif(
+    not MUXSPACE_TAR.is_file(),
+    reason=f"muxspace faces not found at {MUXSPACE_TAR} (set MUXSPACE_TAR to a muxspace.tar)",
+)
 try:
     import yuface  # noqa: F401
+
     HAVE_YUFACE = True
 except ImportError:
     HAVE_YUFACE = False
 # CI's platform has the wheel: there the default detector must be the CNN, not a silent Haar.
-needs_yuface = pytest.mark.skipif(not HAVE_YUFACE and not os.environ.get("CI"),
-                                  reason="yuface has no wheel for this platform (x86-64 CPython <= 3.11 only)")
+needs_yuface = pytest.mark.skipif(
+    not HAVE_YUFACE and not os.environ.get("CI"),
+    reason="yuface has no wheel for this platform (x86-64 CPython <= 3.11 only)",
+)
 
 
 def astronaut_frame():
@@ -45,7 +59,9 @@ def padded_muxspace_face(name: str) -> np.ndarray:
         data = tar.extractfile(f"muxspace/val/{name}").read()
     grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     side = grey.shape[0]
-    return cv2.cvtColor(cv2.copyMakeBorder(grey, side, side, side, side, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(
+        cv2.copyMakeBorder(grey, side, side, side, side, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB
+    )
 
 
 @needs_yuface
@@ -55,13 +71,19 @@ def test_default_detector_finds_the_astronaut_with_landmarks_in_order():
     assert len(found) == 1
     face = found[0]
     x, y, w, h = face.box
-    assert abs(x + w / 2 - 290) < 30 and abs(y + h / 2 - 106) < 40 and 60 < w < 160  # the astronaut's face
+    assert (
+        abs(x + w / 2 - 290) < 30 and abs(y + h / 2 - 106) < 40 and 60 < w < 160
+    )  # the astronaut's face
     marks = face.landmarks
     assert marks.shape == (5, 2)
-    assert np.all((marks[:, 0] > x) & (marks[:, 0] < x + w) & (marks[:, 1] > y) & (marks[:, 1] < y + h))
+    assert np.all(
+        (marks[:, 0] > x) & (marks[:, 0] < x + w) & (marks[:, 1] > y) & (marks[:, 1] < y + h)
+    )
     eye_l, eye_r, nose, mouth_l, mouth_r = marks
     assert eye_l[0] < nose[0] < eye_r[0] and mouth_l[0] < mouth_r[0]  # the image's left first
-    assert max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])  # eyes, then nose, then mouth
+    assert (
+        max(eye_l[1], eye_r[1]) < nose[1] < min(mouth_l[1], mouth_r[1])
+    )  # eyes, then nose, then mouth
     assert 0.5 < face.score <= 1.0
 
 
@@ -81,9 +103,13 @@ def test_a_turned_face_that_haar_misses_is_found(name):
 @needs_yuface
 def test_a_48_pixel_face_is_found_at_the_default_settings():
     frame = np.full((480, 640, 3), 90, np.uint8)
-    photo = skimage.data.astronaut()[20:260, 130:320]  # the face (about 90 x 110 px) with its surroundings
-    small = cv2.resize(photo, None, fx=0.44, fy=0.44, interpolation=cv2.INTER_AREA)  # the face 48 px high
-    frame[200:200 + small.shape[0], 300:300 + small.shape[1]] = small
+    photo = skimage.data.astronaut()[
+        20:260, 130:320
+    ]  # the face (about 90 x 110 px) with its surroundings
+    small = cv2.resize(
+        photo, None, fx=0.44, fy=0.44, interpolation=cv2.INTER_AREA
+    )  # the face 48 px high
+    frame[200 : 200 + small.shape[0], 300 : 300 + small.shape[1]] = small
     found = make_detector(DetectorOptions())(frame)
     assert len(found) == 1 and 36 <= found[0].box[3] <= 60
 
@@ -91,7 +117,8 @@ def test_a_48_pixel_face_is_found_at_the_default_settings():
 @needs_yuface
 def test_yuface_through_ctypes_answers_as_its_binding_and_lets_go_of_the_gil():
     """The node calls yuface's library directly so that a search on a second thread runs beside the
-    frames: the same scores, boxes and landmarks as yuface.detect, from several threads at once, while
+    frames: the same scores, boxes and landmarks as yuface.detect, from several threads at once,
+    while
     Python code keeps running."""
     import threading
     import time
@@ -104,8 +131,14 @@ def test_yuface_through_ctypes_answers_as_its_binding_and_lets_go_of_the_gil():
     expected = yuface.detect(bgr, faces_module.YUFACE_SCORE_THRESHOLD)
     assert len(expected[0]) == 1
     answers = []
-    threads = [threading.Thread(target=lambda: answers.extend(detect(bgr, faces_module.YUFACE_SCORE_THRESHOLD)
-                                                              for _ in range(5))) for _ in range(2)]
+    threads = [
+        threading.Thread(
+            target=lambda: answers.extend(
+                detect(bgr, faces_module.YUFACE_SCORE_THRESHOLD) for _ in range(5)
+            )
+        )
+        for _ in range(2)
+    ]
 
     def spin(seconds: float) -> int:
         count, end = 0, time.perf_counter() + seconds
@@ -137,12 +170,17 @@ def test_auto_falls_back_to_haar_with_one_line_when_yuface_cannot_be_imported(mo
 
 
 def test_bad_detector_settings_are_refused_with_a_reason(tmp_path):
-    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, hri, not 'nope'"):
+    with pytest.raises(
+        ConfigError,
+        match="detector must be one of auto, yuface, yunet, haar, none, hri, not 'nope'",
+    ):
         from_params(PipelineOptions, {"detector": "nope"})
     with pytest.raises(ConfigError, match="yunet_model"):
         make_detector(DetectorOptions(detector="yunet"))
     with pytest.raises(ConfigError, match="yunet_model"):
-        make_detector(DetectorOptions(detector="yunet", yunet_model=str(tmp_path / "missing.onnx")))
+        make_detector(
+            DetectorOptions(detector="yunet", yunet_model=str(tmp_path / "missing.onnx"))
+        )
     with pytest.raises(ConfigError, match="face_crop must be one of framed, box, aligned"):
         from_params(PipelineOptions, {"face_crop": "tight"})
 
@@ -153,9 +191,18 @@ def test_framed_crop_inverts_the_measured_framing():
     crop_side = 120.0
     box_side = crop_side / framing.side
     cx, cy = 300.0, 200.0
-    bx, by = cx - framing.shift[0] * crop_side, cy - framing.shift[1] * crop_side  # the box's centre
-    face = Face((int(round(bx - box_side / 2)), int(round(by - box_side / 2)), int(round(box_side)),
-                 int(round(box_side))))
+    bx, by = (
+        cx - framing.shift[0] * crop_side,
+        cy - framing.shift[1] * crop_side,
+    )  # the box's centre
+    face = Face(
+        (
+            int(round(bx - box_side / 2)),
+            int(round(by - box_side / 2)),
+            int(round(box_side)),
+            int(round(box_side)),
+        )
+    )
     rx, ry, side = framed_region(face, framing, 0.0)
     assert abs(rx - cx) < 1.5 and abs(ry - cy) < 1.5 and abs(side - crop_side) < 1.5
     assert framed_region(face, framing, 0.1)[2] == pytest.approx(side * 1.2)
@@ -166,7 +213,11 @@ def test_crops_are_square_and_pad_with_the_frames_edge():
     frame[:, :50] = 200
     corner = face_crop(frame, Face((0, 0, 30, 30)), "yuface")
     assert corner.shape[0] == corner.shape[1] == round(30 * FRAMINGS["yuface"].side)
-    assert corner[0, 0].tolist() == [200, 200, 200]  # outside the frame: its edge repeated, not black
+    assert corner[0, 0].tolist() == [
+        200,
+        200,
+        200,
+    ]  # outside the frame: its edge repeated, not black
     inside = face_crop(frame, Face((40, 40, 20, 20)), "haar")
     assert inside.base is not None  # inside the frame: a view, no copy
     assert face_crop(frame, Face((10, 10, 20, 30)), "yuface", "box", 0.0).shape == (30, 20, 3)
@@ -178,7 +229,9 @@ def test_aligned_crop_puts_the_landmarks_on_the_template():
     frame = rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)
     angle = np.deg2rad(20)
     rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
-    marks = ((TEMPLATE - 0.5) * 80) @ rot.T + 100  # a face of side 80 turned by 20 degrees in the image plane
+    marks = (
+        (TEMPLATE - 0.5) * 80
+    ) @ rot.T + 100  # a face of side 80 turned by 20 degrees in the image plane
     face = Face((60, 60, 80, 80), marks.astype(np.float32))
     out = face_crop(frame, face, "yuface", "aligned")
     side = out.shape[0]
@@ -186,5 +239,7 @@ def test_aligned_crop_puts_the_landmarks_on_the_template():
     mapped = np.hstack([marks, np.ones((5, 1), np.float32)]) @ matrix.T
     assert np.allclose(mapped, TEMPLATE * side, atol=0.5)
     assert out.shape == (side, side, 3)
-    plain = face_crop(frame, Face((60, 60, 80, 80)), "yuface", "aligned")  # no landmarks: framed instead
+    plain = face_crop(
+        frame, Face((60, 60, 80, 80)), "yuface", "aligned"
+    )  # no landmarks: framed instead
     assert plain.shape[0] == plain.shape[1]

@@ -5,12 +5,14 @@ import numpy as np
 import pytest
 import skimage.data
 
-from fer_ros.inference.engine import Engine
-from fer_ros.inference import faces as faces_module
-from fer_ros.inference.crops import FRAMINGS, face_crop, framed_region
-from fer_ros.inference.faces import (DetectorOptions, Face, HaarDetector, YuFaceDetector, expand_box, make_detector,
-                                     resolve_detector)
 from fer_ros.errors import ConfigError
+from fer_ros.inference.engine import Engine
+from fer_ros.inference.faces import (
+    DetectorOptions,
+    HaarDetector,
+    expand_box,
+    make_detector,
+)
 from fer_ros.inference.pipeline import FOLLOW_SIZE, UNKNOWN, Pipeline, PipelineOptions
 from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
 from fer_ros.options import from_params
@@ -58,7 +60,9 @@ def test_haar_finds_nothing_in_noise_and_respects_min_size():
 
 
 def test_unknown_detector_and_missing_yunet_model_are_clear_errors():
-    with pytest.raises(ConfigError, match="detector must be one of"):  # refused as the options are made
+    with pytest.raises(
+        ConfigError, match="detector must be one of"
+    ):  # refused as the options are made
         make_detector(DetectorOptions(detector="magic"))
     with pytest.raises(ConfigError, match="yunet_model"):
         make_detector(DetectorOptions(detector="yunet"))
@@ -69,17 +73,27 @@ def two_faces_frame(big: int = 300, small: int = 200) -> np.ndarray:
     frame = np.zeros((480, 640, 3), np.uint8)
     photo = skimage.data.astronaut()
     frame[:small, :small] = cv2.resize(photo, (small, small), interpolation=cv2.INTER_AREA)
-    frame[100:100 + big, 320:320 + big] = cv2.resize(photo, (big, big), interpolation=cv2.INTER_AREA)
+    frame[100 : 100 + big, 320 : 320 + big] = cv2.resize(
+        photo, (big, big), interpolation=cv2.INTER_AREA
+    )
     return frame
 
 
 def test_several_faces_come_largest_first_and_max_faces_keeps_the_largest():
     frame = two_faces_frame()  # small faces: searched at full resolution
-    both = [f.box for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0))(frame)]
+    both = [
+        f.box for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0))(frame)
+    ]
     assert len(both) == 2
-    assert both[0][2] * both[0][3] > both[1][2] * both[1][3] and both[0][0] > 320 > both[1][0]  # big one first
-    assert [f.box for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0, max_faces=1))(frame)] \
-        == both[:1]
+    assert (
+        both[0][2] * both[0][3] > both[1][2] * both[1][3] and both[0][0] > 320 > both[1][0]
+    )  # big one first
+    assert [
+        f.box
+        for f in HaarDetector(DetectorOptions(min_face_size=24, detect_scale=1.0, max_faces=1))(
+            frame
+        )
+    ] == both[:1]
 
 
 def test_expand_box_is_clipped_to_the_frame():
@@ -93,25 +107,34 @@ def test_tracker_keeps_ids_while_faces_move_and_forgets_lost_ones():
     moved = [t.face_id for t in tracker.match([(205, 5, 50, 50), (5, 5, 50, 50)], now=0.1)]
     assert first == [1, 2] and moved == [2, 1]
     assert [t.face_id for t in tracker.match([(5, 5, 50, 50)], now=0.9)] == [1]
-    assert [t.face_id for t in tracker.match([(5, 5, 50, 50), (200, 0, 50, 50)], now=1.5)] == [1, 3]
+    assert [t.face_id for t in tracker.match([(5, 5, 50, 50), (200, 0, 50, 50)], now=1.5)] == [
+        1,
+        3,
+    ]
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
 
 
 def test_ema_and_window_smoothing_per_face():
     frame = np.zeros((40, 40, 3), np.uint8)
     rows = [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
-    ema = Pipeline(FixedEngine(rows), PipelineOptions(detector="none", smoothing="ema", smoothing_alpha=0.5))
+    ema = Pipeline(
+        FixedEngine(rows), PipelineOptions(detector="none", smoothing="ema", smoothing_alpha=0.5)
+    )
     probs = [ema.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
     assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0.25, 0.75, 0])
-    window = Pipeline(FixedEngine(rows), PipelineOptions(detector="none", smoothing="window", smoothing_window=2))
+    window = Pipeline(
+        FixedEngine(rows), PipelineOptions(detector="none", smoothing="window", smoothing_window=2)
+    )
     probs = [window.process(frame, now=i * 0.03).faces[0].probabilities for i in range(3)]
     assert np.allclose(probs[1], [0.5, 0.5, 0]) and np.allclose(probs[2], [0, 1, 0])
     assert all(abs(p.sum() - 1) < 1e-6 for p in probs)
 
 
 def test_confidence_threshold_gives_unknown_but_keeps_the_confidence():
-    pipeline = Pipeline(FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]),
-                        PipelineOptions(detector="none", confidence_threshold=0.6))
+    pipeline = Pipeline(
+        FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]),
+        PipelineOptions(detector="none", confidence_threshold=0.6),
+    )
     low, high = (pipeline.process(np.zeros((8, 8, 3), np.uint8)).faces[0] for _ in range(2))
     assert low.label == UNKNOWN and low.confidence == pytest.approx(0.5)
     assert high.label == "a" and high.confidence == pytest.approx(0.9)
@@ -128,7 +151,9 @@ def test_faces_are_followed_between_full_detections():
             return super().__call__(rgb, sizes)
 
     engine = FixedEngine([[1, 0, 0]] * 6)
-    pipeline = Pipeline(engine, PipelineOptions(detector="haar", detect_every=3, detect_async=False))
+    pipeline = Pipeline(
+        engine, PipelineOptions(detector="haar", detect_every=3, detect_async=False)
+    )
     pipeline.detector = CountingHaar(pipeline.options)
     results = [pipeline.process(frame, now=i / 30) for i in range(6)]
     assert [r.detected for r in results] == [True, False, False, True, False, False]
@@ -140,7 +165,10 @@ def test_faces_are_followed_between_full_detections():
     # A full search looks for every size; following looks for sizes near the face's last one.
     side = max(results[0].faces[0].box[2:])
     assert [b is None for b in bounds] == [True, False, False, True, False, False]
-    assert all(lo < side < hi and hi / lo == pytest.approx(FOLLOW_SIZE ** 2) for lo, hi in filter(None, bounds))
+    assert all(
+        lo < side < hi and hi / lo == pytest.approx(FOLLOW_SIZE**2)
+        for lo, hi in filter(None, bounds)
+    )
 
 
 def test_haar_size_bounds_keep_or_exclude_a_face():
@@ -167,12 +195,20 @@ def test_real_engine_in_the_pipeline(small_checkpoint):
 
 
 def test_options_from_node_params_ignore_other_keys_cast_and_check():
-    options = from_params(PipelineOptions, {"detector": "none", "face_margin": 1, "checkpoint": "x"})
-    assert options.detector == "none" and options.face_margin == 1.0 and isinstance(options.face_margin, float)
+    options = from_params(
+        PipelineOptions, {"detector": "none", "face_margin": 1, "checkpoint": "x"}
+    )
+    assert (
+        options.detector == "none"
+        and options.face_margin == 1.0
+        and isinstance(options.face_margin, float)
+    )
     assert options.detect_every == PipelineOptions().detect_every  # not given: the default
     with pytest.raises(ConfigError, match="detect_every takes an integer"):
         from_params(PipelineOptions, {"detect_every": 2.5})
-    with pytest.raises(ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, hri"):
+    with pytest.raises(
+        ConfigError, match="detector must be one of auto, yuface, yunet, haar, none, hri"
+    ):
         from_params(PipelineOptions, {"detector": "magic"})
     with pytest.raises(ConfigError, match="track_iou must be within 0..1"):
         from_params(PipelineOptions, {"track_iou": 1.5})
@@ -181,7 +217,9 @@ def test_options_from_node_params_ignore_other_keys_cast_and_check():
 def test_background_search_finds_a_new_face_while_the_first_is_followed():
     """detect_async: the periodic search runs on its own thread; frames keep being answered from
     the followed face, and a face that appears is added once that search has finished."""
-    pipeline = Pipeline(FixedEngine([[1, 0, 0]] * 40), PipelineOptions(detector="haar", detect_every=3))
+    pipeline = Pipeline(
+        FixedEngine([[1, 0, 0]] * 40), PipelineOptions(detector="haar", detect_every=3)
+    )
     photo = cv2.resize(skimage.data.astronaut(), (300, 300), interpolation=cv2.INTER_AREA)
     both = np.zeros((480, 640, 3), np.uint8)
     both[120:420, 20:320], both[100:400, 320:620] = photo, photo
@@ -197,6 +235,17 @@ def test_background_search_finds_a_new_face_while_the_first_is_followed():
     # Frames 1-2 follow the first face only; frame 3 starts the background search (still one face),
     # frame 4 takes its result: the left-hand face joins and is followed from then on; frame 6
     # starts the next search, frame 7 takes it (both faces already followed: nothing new).
-    assert counts == [(1, False), (1, False), (1, False), (2, True), (2, False), (2, False), (2, True), (2, False)]
-    assert first.faces[0].face_id in {f.face_id for f in result.faces}  # the first face kept its id
+    assert counts == [
+        (1, False),
+        (1, False),
+        (1, False),
+        (2, True),
+        (2, False),
+        (2, False),
+        (2, True),
+        (2, False),
+    ]
+    assert first.faces[0].face_id in {
+        f.face_id for f in result.faces
+    }  # the first face kept its id
     pipeline.close()

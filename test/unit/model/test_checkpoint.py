@@ -1,9 +1,11 @@
-"""The safetensors checkpoint: round trips, and one clear error for each way a file can be unusable."""
+"""The safetensors checkpoint: round trips, and one clear error for each way a file can be
+unusable."""
 
 import pytest
 import torch
-
 from bounded import run_bounded
+
+from fer_ros.labels import FER7
 from fer_ros.model.checkpoint import (
     CheckpointError,
     ModelMeta,
@@ -12,7 +14,6 @@ from fer_ros.model.checkpoint import (
     read_meta,
     save_checkpoint,
 )
-from fer_ros.labels import FER7
 from fer_ros.model.mit import build_model
 from fer_ros.model.preprocess import Preprocess
 
@@ -24,8 +25,13 @@ def model():
 
 
 def make_meta(**kw):
-    base = dict(labels=list(FER7), preprocess=Preprocess(64, "gray", (0.5,) * 3, (0.25,) * 3),
-                dataset="fer2013", train_config={"lr": 2e-4}, metrics={"val_acc": 0.5})  # fmt: skip
+    base = dict(
+        labels=list(FER7),
+        preprocess=Preprocess(64, "gray", (0.5,) * 3, (0.25,) * 3),
+        dataset="fer2013",
+        train_config={"lr": 2e-4},
+        metrics={"val_acc": 0.5},
+    )
     return ModelMeta(**(base | kw))
 
 
@@ -57,7 +63,9 @@ def test_fp16_is_half_the_size_and_close(model, tmp_path):
 
 def test_arch_overrides_are_rebuilt(tmp_path):
     model = build_model("mit_b0", num_classes=8, drop_rate=0.1)
-    meta = make_meta(labels=list(FER7) + ["contempt"], arch={"variant": "mit_b0", "drop_rate": 0.1})
+    meta = make_meta(
+        labels=list(FER7) + ["contempt"], arch={"variant": "mit_b0", "drop_rate": 0.1}
+    )
     loaded, meta = load_checkpoint(save_checkpoint(tmp_path / "m8.safetensors", model, meta))
     assert loaded.num_classes == 8 and loaded.head_drop.p == 0.1
 
@@ -68,7 +76,9 @@ def test_checkpoint_id_is_the_file_name_and_its_sha256_prefix(model, tmp_path):
     a = save_checkpoint(tmp_path / "a.safetensors", model, make_meta(created="x"))
     b = save_checkpoint(tmp_path / "b.safetensors", model, make_meta(created="x"))
     assert checkpoint_id(a) == "a@" + hashlib.sha256(a.read_bytes()).hexdigest()[:12]
-    assert checkpoint_id(a).split("@")[1] == checkpoint_id(b).split("@")[1]  # same content, same id
+    assert (
+        checkpoint_id(a).split("@")[1] == checkpoint_id(b).split("@")[1]
+    )  # same content, same id
     other = build_model("mit_b0", num_classes=7)
     with torch.no_grad():
         other.load_state_dict(model.state_dict())
@@ -83,7 +93,9 @@ def test_missing_file(tmp_path):
 
 
 def test_corrupt_and_truncated_files(model, tmp_path):
-    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    (tmp_path / "junk.safetensors").write_bytes(
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all"
+    )
     with pytest.raises(CheckpointError, match="corrupt"):
         load_checkpoint(tmp_path / "junk.safetensors")
     good = save_checkpoint(tmp_path / "good.safetensors", model, make_meta()).read_bytes()
@@ -104,12 +116,18 @@ def test_wrong_class_count(model, tmp_path):
     with pytest.raises(ValueError, match="wrong class count"):
         make_meta(labels=["a", "b"], arch={"variant": "mit_b0", "num_classes": 7})
     with pytest.raises(CheckpointError, match="wrong class count"):
-        save_checkpoint(tmp_path / "x.safetensors", model, make_meta(labels=list(FER7) + ["contempt"]))
+        save_checkpoint(
+            tmp_path / "x.safetensors", model, make_meta(labels=list(FER7) + ["contempt"])
+        )
     # A file whose metadata was edited to 8 labels while the weights have 7 outputs.
     from safetensors.torch import save_file
 
     bad = make_meta(labels=list(FER7) + ["contempt"])
-    save_file(model.state_dict(), str(tmp_path / "edited.safetensors"), metadata={"fer_ros": bad.to_json()})
+    save_file(
+        model.state_dict(),
+        str(tmp_path / "edited.safetensors"),
+        metadata={"fer_ros": bad.to_json()},
+    )
     with pytest.raises(CheckpointError, match="wrong class count"):
         load_checkpoint(tmp_path / "edited.safetensors")
 
@@ -120,7 +138,9 @@ def test_arch_mismatch(model, tmp_path):
     meta = make_meta(arch={"variant": "mit_b1"})
     with pytest.raises(CheckpointError, match="do not match the architecture"):
         save_checkpoint(tmp_path / "x.safetensors", model, meta)
-    save_file(model.state_dict(), str(tmp_path / "b1.safetensors"), metadata={"fer_ros": meta.to_json()})
+    save_file(
+        model.state_dict(), str(tmp_path / "b1.safetensors"), metadata={"fer_ros": meta.to_json()}
+    )
     with pytest.raises(CheckpointError, match="do not match the architecture"):
         load_checkpoint(tmp_path / "b1.safetensors")
 
@@ -139,7 +159,9 @@ def test_pickle_bearing_file_is_never_executed(tmp_path):
         else:
             import pickle
 
-            path.write_bytes(pickle.dumps(Evil(), protocol=protocol))  # raw pickle, misleading name
+            path.write_bytes(
+                pickle.dumps(Evil(), protocol=protocol)
+            )  # raw pickle, misleading name
         with pytest.raises(CheckpointError, match="pickled torch file"):
             load_checkpoint(path)
         with pytest.raises(CheckpointError):
@@ -160,18 +182,21 @@ def edited(model, path, **changes):
     return path
 
 
-@pytest.mark.parametrize("arch, why", [
-    ({"depths": [3000, 2, 2, 2]}, "depths must be 4 whole numbers within 1..64"),
-    ({"depths": [2, 2, 2]}, "depths must be 4 whole numbers"),
-    ({"embed_dims": ["32", 64, 160, 256]}, "embed_dims must be 4 whole numbers"),
-    ({"num_heads": [3, 2, 5, 8]}, "not divisible by num_heads"),
-    ({"mlp_ratio": float("nan")}, "mlp_ratio must be within"),
-    ({"in_chans": 1}, "in_chans must be within 3..3"),
-    ({"drop_rate": True}, "drop_rate must be within"),
-    ({"variant": "mit_b9"}, "unknown model variant 'mit_b9'"),
-    ({"depth": 3}, r"unknown entries \['depth'\]"),
-    (None, "input_size 4096 is above 512"),
-])
+@pytest.mark.parametrize(
+    "arch, why",
+    [
+        ({"depths": [3000, 2, 2, 2]}, "depths must be 4 whole numbers within 1..64"),
+        ({"depths": [2, 2, 2]}, "depths must be 4 whole numbers"),
+        ({"embed_dims": ["32", 64, 160, 256]}, "embed_dims must be 4 whole numbers"),
+        ({"num_heads": [3, 2, 5, 8]}, "not divisible by num_heads"),
+        ({"mlp_ratio": float("nan")}, "mlp_ratio must be within"),
+        ({"in_chans": 1}, "in_chans must be within 3..3"),
+        ({"drop_rate": True}, "drop_rate must be within"),
+        ({"variant": "mit_b9"}, "unknown model variant 'mit_b9'"),
+        ({"depth": 3}, r"unknown entries \['depth'\]"),
+        (None, "input_size 4096 is above 512"),
+    ],
+)
 def test_metadata_beyond_any_real_model_is_refused_from_the_header(model, tmp_path, arch, why):
     """The metadata is bounded before anything is built: 3 KB claiming 3000 blocks once reached
     5 GB, an input of 4096 ran for minutes."""
@@ -209,10 +234,21 @@ def test_hostile_checkpoints_cost_neither_memory_nor_time(model, tmp_path, small
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    deep = edited(model, tmp_path / "deep.safetensors",
-                  arch={"variant": "mit_b1", "depths": [3000, 2, 2, 2], "num_classes": 7})
-    wide = edited(model, tmp_path / "wide.safetensors", arch={
-        "variant": "mit_b1", "embed_dims": [1024] * 4, "depths": [64] * 4, "num_heads": [16] * 4})
+    deep = edited(
+        model,
+        tmp_path / "deep.safetensors",
+        arch={"variant": "mit_b1", "depths": [3000, 2, 2, 2], "num_classes": 7},
+    )
+    wide = edited(
+        model,
+        tmp_path / "wide.safetensors",
+        arch={
+            "variant": "mit_b1",
+            "embed_dims": [1024] * 4,
+            "depths": [64] * 4,
+            "num_heads": [16] * 4,
+        },
+    )
     with safe_open(str(small_checkpoint), "pt") as f:
         state, meta = {k: f.get_tensor(k) for k in f.keys()}, json.loads(f.metadata()["fer_ros"])
     huge_input = tmp_path / "huge_input.safetensors"

@@ -1,4 +1,5 @@
-"""timm-style model tests: shapes, finite outputs, gradients reaching every parameter, exact size."""
+"""timm-style model tests: shapes, finite outputs, gradients reaching every parameter, exact
+size."""
 
 import pytest
 import torch
@@ -90,7 +91,10 @@ def test_mac_count_states_what_it_counts(b0):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         b0.eval()(torch.zeros(1, 3, 224, 224))
     per_op = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
-    assert sum(per_op.get(k, 0) for k in ("aten.convolution", "aten.addmm", "aten.mm")) == 2 * macs["conv_linear"]
+    assert (
+        sum(per_op.get(k, 0) for k in ("aten.convolution", "aten.addmm", "aten.mm"))
+        == 2 * macs["conv_linear"]
+    )
 
 
 def _fixed_kernel_fusion(fusion, maps):
@@ -118,7 +122,9 @@ def test_any_input_size_pools_like_adaptive_max_pooling(b0, size):
         maps = b0.forward_features(x)
         grid = tuple(maps[-1].shape[-2:])
         for f in maps[:-1]:
-            assert torch.equal(max_pool_to(f, grid), torch.nn.functional.adaptive_max_pool2d(f, grid))
+            assert torch.equal(
+                max_pool_to(f, grid), torch.nn.functional.adaptive_max_pool2d(f, grid)
+            )
         assert b0(x).shape == (2, 7)
 
 

@@ -5,10 +5,9 @@ import re
 
 import pytest
 import torch
-
-from fer_ros.errors import CheckpointError
 from safetensors.torch import save_file
 
+from fer_ros.errors import CheckpointError
 from fer_ros.model.mit import build_model
 from fer_ros.model.weights import load_mit_weights, read_state_dict
 
@@ -51,7 +50,9 @@ def rename(state, rules):
 def hf_encoder():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    hf = transformers.SegformerModel(transformers.SegformerConfig()).eval()  # MiT-b0, random weights
+    hf = transformers.SegformerModel(
+        transformers.SegformerConfig()
+    ).eval()  # MiT-b0, random weights
     # Random but not trivial norms and biases, so a mis-mapped LayerNorm or bias cannot hide.
     with torch.no_grad():
         for name, p in hf.named_parameters():
@@ -62,7 +63,8 @@ def hf_encoder():
 
 def test_encoder_matches_transformers_segformer(hf_encoder):
     """Four feature maps equal transformers' SegformerModel to 1e-5 after an import of its weights.
-    Its LayerNorms use eps 1e-5 everywhere; the official release (our default) uses 1e-6 in blocks."""
+    Its LayerNorms use eps 1e-5 everywhere; the official release (our default) uses 1e-6 in
+    blocks."""
     ours = build_model("mit_b0", norm_eps=1e-5).eval()
     report = load_mit_weights(ours, hf_encoder.state_dict(), strict=True)
     assert report.variant == "mit_b0" and not report.missing and not report.unexpected
@@ -89,7 +91,9 @@ def test_published_hf_layout_from_bin_and_safetensors(hf_encoder, tmp_path):
         report = load_mit_weights(model, tmp_path / name, strict=True)
         assert report.layout == "huggingface" and report.ignored == ["classifier.weight"]
         assert list(model.encoder.state_dict()) == list(reference.encoder.state_dict())
-        for (k, a), b in zip(model.encoder.state_dict().items(), reference.encoder.state_dict().values()):
+        for (k, a), b in zip(
+            model.encoder.state_dict().items(), reference.encoder.state_dict().values()
+        ):
             assert torch.equal(a, b), k
 
 
@@ -101,7 +105,11 @@ def test_official_segformer_layout(tmp_path):
     torch.save(state, tmp_path / "mit_b0.pth")
     model = build_model("mit_b0")
     report = load_mit_weights(model, tmp_path / "mit_b0.pth", strict=True)
-    assert (report.layout, report.variant, report.loaded) == ("segformer", "mit_b0", len(state) - 2)
+    assert (report.layout, report.variant, report.loaded) == (
+        "segformer",
+        "mit_b0",
+        len(state) - 2,
+    )
     assert list(model.encoder.state_dict()) == list(source.encoder.state_dict())
     for (k, a), b in zip(model.encoder.state_dict().items(), source.encoder.state_dict().values()):
         assert torch.equal(a, b), k
@@ -126,7 +134,10 @@ def test_wrong_variant_and_not_mit_are_value_errors(tmp_path):
         b2 = rename(build_model("mit_b2").encoder.state_dict(), OFFICIAL_FROM_OURS)
     with pytest.raises(ValueError, match="wrong variant.*mit_b2.*mit_b1"):
         load_mit_weights(build_model("mit_b1"), b2)
-    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)}, tmp_path / "r.pth")
+    torch.save(
+        {"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(1000, 512)},
+        tmp_path / "r.pth",
+    )
     with pytest.raises(ValueError, match="not MiT weights"):
         load_mit_weights(build_model(), tmp_path / "r.pth")
 

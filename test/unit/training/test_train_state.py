@@ -1,4 +1,5 @@
-"""The resumable training state (last_state.pt): its format stays what older runs wrote, so they resume.
+"""The resumable training state (last_state.pt): its format stays what older runs wrote, so they
+resume.
 
 test/data/train_state_schema.json is the structure of a state written by the training code before
 `fer_ros.training` was split into modules (issue 19): a 2-step synthetic run (`tiny` below, one
@@ -10,7 +11,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from test_training import tiny
 
 from fer_ros.training.runstate import STATE_FILE
@@ -27,7 +27,9 @@ def state_schema(obj, path: str = "") -> dict[str, str]:
     if isinstance(obj, dict):
         out = {path: "dict"} if not obj else {}
         for k, v in obj.items():
-            out |= state_schema(v, f"{path}/{k if isinstance(k, str) else f'<{type(k).__name__}>{k}'}")
+            out |= state_schema(
+                v, f"{path}/{k if isinstance(k, str) else f'<{type(k).__name__}>{k}'}"
+            )
         return out
     if isinstance(obj, (list, tuple)):
         kinds = {type(v).__name__ for v in obj}
@@ -43,11 +45,14 @@ def state_schema(obj, path: str = "") -> dict[str, str]:
 def test_the_state_keeps_the_format_older_runs_wrote_and_resumes(tmp_path):
     settings = {"train.steps_per_epoch": 1, "train.ema": 0.9}
     train(tiny(tmp_path, **settings), progress=False)
-    # weights_only: a state file holds tensors and plain values, and loading it runs no pickled code.
+    # weights_only: a state file holds tensors and plain values, and loading it runs no pickled
+    # code.
     state = torch.load(tmp_path / "run" / STATE_FILE, map_location="cpu", weights_only=True)
     expected = json.loads(SCHEMA.read_text())
     got = state_schema(state)
-    assert [k for k in got if k not in expected] == [] and [k for k in expected if k not in got] == []
+    assert [k for k in got if k not in expected] == [] and [
+        k for k in expected if k not in got
+    ] == []
     assert list(got.items()) == list(expected.items())
     train(tiny(tmp_path, **settings, **{"train.epochs": 3}), progress=False)  # resumes for epoch 3
     resumed = torch.load(tmp_path / "run" / STATE_FILE, map_location="cpu", weights_only=True)

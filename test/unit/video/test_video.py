@@ -1,4 +1,5 @@
-"""`fer-ros video`: a clip of a real face (the astronaut, moved, scaled and tilted) through the node's
+"""`fer-ros video`: a clip of a real face (the astronaut, moved, scaled and tilted) through the
+node's
 pipeline offline, the files it writes, --every/--start/--end, and what it does with bad input."""
 
 import csv
@@ -8,11 +9,11 @@ import sys
 
 import cv2
 import pytest
-
 from bounded import run_bounded
+from hostile import YAML_ALIAS_BOMB
+
 from fer_ros.cli import main as fer_ros
 from fer_ros.video.clip import write_clip
-from hostile import YAML_ALIAS_BOMB
 
 FPS = 15.0
 FRAMES = 40
@@ -65,9 +66,15 @@ def test_a_clip_becomes_a_table_a_video_a_plot_and_a_summary(clip, tmp_path, cap
     assert 0 in empty and FRAMES - 1 in empty  # nobody at the start and the end of the clip
     with_face = [f for f in frames if f not in empty]
     assert len(with_face) >= 0.6 * FRAMES
-    assert {per_frame[f][0]["face_id"] for f in with_face} == {"1"}  # one person, tracked throughout
+    assert {per_frame[f][0]["face_id"] for f in with_face} == {
+        "1"
+    }  # one person, tracked throughout
 
-    assert summary["frames"] == {"processed": FRAMES, "with_face": len(with_face), "no_face": len(empty)}
+    assert summary["frames"] == {
+        "processed": FRAMES,
+        "with_face": len(with_face),
+        "no_face": len(empty),
+    }
     assert summary["faces_seen"] == 1 and summary["faces"]["1"]["frames"] == len(with_face)
     assert sum(summary["faces"]["1"]["share"].values()) == pytest.approx(1.0, abs=1e-3)
     assert summary["frames_per_second"] > 0 and summary["note"] == ""
@@ -78,14 +85,36 @@ def test_a_clip_becomes_a_table_a_video_a_plot_and_a_summary(clip, tmp_path, cap
 
 def test_every_start_and_end_choose_the_frames(clip, tmp_path, capsys):
     out = tmp_path / "part"
-    assert fer_ros(["video", str(clip), "--out", str(out), "--every", "3", "--start", "0.5", "--end", "2.0",
-                    "-p", "detector:=haar", "-p", "smoothing:=ema"]) == 0
+    assert (
+        fer_ros(
+            [
+                "video",
+                str(clip),
+                "--out",
+                str(out),
+                "--every",
+                "3",
+                "--start",
+                "0.5",
+                "--end",
+                "2.0",
+                "-p",
+                "detector:=haar",
+                "-p",
+                "smoothing:=ema",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     rows = read_rows(out / "faces.csv")
     wanted = list(range(8, 30, 3))  # frames at 0.5 s (frame 8) up to 2.0 s (frame 30), every third
     assert sorted({int(r["frame"]) for r in rows}) == wanted
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["detector"] == "haar" and summary["options"]["params"] == {"detector": "haar", "smoothing": "ema"}
+    assert summary["detector"] == "haar" and summary["options"]["params"] == {
+        "detector": "haar",
+        "smoothing": "ema",
+    }
     assert frame_count(out / summary["outputs"]["video"]) == len(wanted)
 
 
@@ -107,13 +136,24 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(clip, tmp_path):
         "--every must be": [str(clip), "--out", str(tmp_path / "o6"), "--every", "0"],
     }
     for expected, args in cases.items():
-        done = subprocess.run([sys.executable, "-m", "fer_ros.cli", "video", *args], capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "fer_ros.cli", "video", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2, (expected, done.stderr)
-        assert len(lines) == 1 and lines[0].startswith("fer-ros video: error: ") and expected in lines[0], \
-            (expected, done.stderr)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "corrupt.mp4", "taken"]  # nothing half-written
+        assert (
+            len(lines) == 1
+            and lines[0].startswith("fer-ros video: error: ")
+            and expected in lines[0]
+        ), (expected, done.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "blocker",
+        "corrupt.mp4",
+        "taken",
+    ]  # nothing half-written
     assert (taken / "mine.txt").read_text() == "a user's file"
 
 
@@ -147,12 +187,16 @@ def test_an_alias_bomb_in_a_parameter_is_refused_unexpanded(clip, tmp_path):
                        "-p", "detector:={YAML_ALIAS_BOMB}"]))
     """)
     assert done.returncode == 2, done
-    assert done.stderr.strip() == ("fer-ros video: error: -p detector: YAML aliases (*name) are "
-                                   "not accepted (line 1, column 29): write the value out")
+    assert done.stderr.strip() == (
+        "fer-ros video: error: -p detector: YAML aliases (*name) are "
+        "not accepted (line 1, column 29): write the value out"
+    )
     assert not list(tmp_path.iterdir())
 
 
-def test_force_replaces_only_an_earlier_output_never_a_users_files(clip, tmp_path, monkeypatch, capsys):
+def test_force_replaces_only_an_earlier_output_never_a_users_files(
+    clip, tmp_path, monkeypatch, capsys
+):
     """--force may replace a folder that fer-ros video wrote, and nothing else: not the working
     folder, its parents, `/`, the input video or a folder holding it, nor a folder of a user's."""
     work = tmp_path / "work"
@@ -161,9 +205,13 @@ def test_force_replaces_only_an_earlier_output_never_a_users_files(clip, tmp_pat
     video.write_bytes(clip.read_bytes())
     (work / "mine.txt").write_text("a user's file")
     monkeypatch.chdir(work)
-    for out, why in ((".", "is the working folder"), ("..", "is a parent of the working folder"),
-                     ("/", "is the root folder"), ("clip.avi", "is the input"),
-                     (str(tmp_path), "is a parent of the working folder")):
+    for out, why in (
+        (".", "is the working folder"),
+        ("..", "is a parent of the working folder"),
+        ("/", "is the root folder"),
+        ("clip.avi", "is the input"),
+        (str(tmp_path), "is a parent of the working folder"),
+    ):
         assert fer_ros(["video", "clip.avi", "--out", out, "--force", "--no-video"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0], (out, err)
@@ -172,7 +220,9 @@ def test_force_replaces_only_an_earlier_output_never_a_users_files(clip, tmp_pat
 
     assert fer_ros(["video", "clip.avi", "--out", "res", "--no-video"]) == 0
     (work / "res" / "faces.csv").write_text("old")
-    assert fer_ros(["video", "clip.avi", "--out", "res", "--force", "--no-video"]) == 0  # its own output
+    assert (
+        fer_ros(["video", "clip.avi", "--out", "res", "--force", "--no-video"]) == 0
+    )  # its own output
     assert (work / "res" / "faces.csv").read_text() != "old"
     (work / "res" / "notes.txt").write_text("the user's")
     assert fer_ros(["video", "clip.avi", "--out", "res", "--force", "--no-video"]) == 2
@@ -188,8 +238,19 @@ def test_sigterm_leaves_no_half_written_output_and_a_killed_runs_leftovers_go(cl
     stale = tmp_path / "out.incomplete-999999999-abc"  # a run killed outright (no such pid)
     stale.mkdir()
     (stale / "annotated.mp4").write_bytes(b"half")
-    run = subprocess.Popen([sys.executable, "-m", "fer_ros.cli", "video", str(long_clip), "--out",
-                            str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fer_ros.cli",
+            "video",
+            str(long_clip),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(f"out.incomplete-{run.pid}-*")) and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -11,8 +11,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from fer_ros.inference.crops import CROPS, face_crop
-from fer_ros.inference.faces import (Box, DetectorOptions, Face, crop, expand_box, largest_first, make_detector,
-                                     resolve_detector)
+from fer_ros.inference.faces import (
+    Box,
+    DetectorOptions,
+    Face,
+    crop,
+    expand_box,
+    largest_first,
+    make_detector,
+    resolve_detector,
+)
 from fer_ros.inference.tracking import FaceTracker, TrackerOptions, iou
 from fer_ros.options import option
 
@@ -28,8 +36,12 @@ class FaceResult:
     probabilities: np.ndarray  # float32, in the order of Pipeline.labels, sums to 1
     label: str  # arg-max label, or "unknown" below the confidence threshold
     confidence: float  # arg-max probability
-    landmarks: np.ndarray | None = None  # (5, 2) frame pixels when the detector gives them (faces.Face)
-    score: float = 1.0  # the detector's confidence in the box (1 for detectors that give none: Haar)
+    landmarks: np.ndarray | None = (
+        None  # (5, 2) frame pixels when the detector gives them (faces.Face)
+    )
+    score: float = (
+        1.0  # the detector's confidence in the box (1 for detectors that give none: Haar)
+    )
 
 
 @dataclass
@@ -45,14 +57,25 @@ class PipelineOptions(DetectorOptions, TrackerOptions):
     """Everything that shapes the pipeline: the detector's and the tracker's options plus these.
     fer_node's parameters and bag-eval's params file fill it by the same names."""
 
-    detect_every: int = option(3, "Search the whole frame every N frames; follow faces in between", 1, 100)
-    face_crop: str = option("framed", "How a face is cropped for the model: framed (as its training faces were "
-                            "framed), box (the detector's box) or aligned (landmarks onto the training faces' "
-                            "median positions)", choices=CROPS)
+    detect_every: int = option(
+        3, "Search the whole frame every N frames; follow faces in between", 1, 100
+    )
+    face_crop: str = option(
+        "framed",
+        "How a face is cropped for the model: framed (as its training faces were "
+        "framed), box (the detector's box) or aligned (landmarks onto the training faces' "
+        "median positions)",
+        choices=CROPS,
+    )
     face_margin: float = option(0.0, "Grow each face crop by this fraction per side", 0.0, 1.0)
-    confidence_threshold: float = option(0.0, "Below this probability the label is 'unknown'", 0.0, 1.0)
-    detect_async: bool = option(True, "While faces are followed, run the periodic full-frame search on a "
-                                "second thread instead of inside a frame (shorter latency tail)")
+    confidence_threshold: float = option(
+        0.0, "Below this probability the label is 'unknown'", 0.0, 1.0
+    )
+    detect_async: bool = option(
+        True,
+        "While faces are followed, run the periodic full-frame search on a "
+        "second thread instead of inside a frame (shorter latency tail)",
+    )
 
 
 def check_detector(options: PipelineOptions) -> None:
@@ -65,28 +88,38 @@ class BackgroundSearch:
     """One full-frame search at a time on its own thread, with its own detector (a cascade is not
     safe to share between threads). OpenCV releases the GIL while it searches, so on a 2-core
     machine the search runs beside the frame path instead of inside one frame: that search was
-    the whole of the node's latency tail (a 27 ms frame every `detect_every`)."""
+    the whole of the node's latency tail (a 27 ms frame every `detect_every`).
+
+    A search that raises is a missed search, not a crash and not an empty result: `take` then has
+    nothing (the faces followed so far stay), and `take_failures` tells the caller how many failed
+    and the newest error, which fer_node counts on /diagnostics and logs."""
 
     def __init__(self, options: DetectorOptions):
         self.detector = make_detector(options)
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.found: list[Face] | None = None
+        self.failures = 0
+        self.error: Exception | None = None  # the newest failure, traceback included
 
     def submit(self, rgb: np.ndarray) -> bool:
         """Start a search of `rgb` (which must not change afterwards) unless one is running."""
         with self.lock:
             if self.thread is not None:
                 return False
-            self.thread = threading.Thread(target=self._run, args=(rgb,), name="fer_ros-search", daemon=True)
+            self.thread = threading.Thread(
+                target=self._run, args=(rgb,), name="fer_ros-search", daemon=True
+            )
             self.thread.start()
         return True
 
     def _run(self, rgb: np.ndarray) -> None:
         try:
             found = self.detector(rgb)
-        except Exception:  # noqa: BLE001 - a failed background search is a missed search, not a crash
-            found = []
+        except Exception as err:  # noqa: BLE001 - told through take_failures; the frames go on
+            with self.lock:
+                self.failures, self.error, self.thread = self.failures + 1, err, None
+            return
         with self.lock:
             self.found, self.thread = found, None
 
@@ -95,6 +128,13 @@ class BackgroundSearch:
         with self.lock:
             found, self.found = self.found, None
         return found
+
+    def take_failures(self) -> tuple[int, Exception | None]:
+        """(searches failed since the last call, the newest one's error)."""
+        with self.lock:
+            failed, error = self.failures, self.error
+            self.failures, self.error = 0, None
+        return failed, error
 
     def close(self, timeout: float = 1.0) -> None:
         with self.lock:
@@ -126,7 +166,9 @@ class Pipeline:
         self.faces: list[Face] = []
         # A search beside the frames needs a detector that lets go of the GIL while it works.
         use_thread = options.detect_async and self.detector.releases_gil
-        self.search = BackgroundSearch(replace(options, detector=self.detector_name)) if use_thread else None
+        self.search = (
+            BackgroundSearch(replace(options, detector=self.detector_name)) if use_thread else None
+        )
 
     @property
     def labels(self) -> list[str]:
@@ -140,7 +182,9 @@ class Pipeline:
         followed = self.follow(rgb, self.faces)
         found = self.search.take() if self.search is not None else None
         if found:
-            new = [f for f in found if all(iou(f.box, known.box) < NEW_FACE_IOU for known in followed)]
+            new = [
+                f for f in found if all(iou(f.box, known.box) < NEW_FACE_IOU for known in followed)
+            ]
             followed = largest_first(followed + self.follow(rgb, new), self.options.max_faces)
         if periodic and self.search is not None:
             self.search.submit(rgb)
@@ -153,9 +197,9 @@ class Pipeline:
         for face in faces:
             wx, wy, ww, wh = expand_box(face.box, 0.5, width, height)
             side = max(face.box[2], face.box[3])
-            # A face changes size little between two frames: searching 1/FOLLOW_SIZE..FOLLOW_SIZE times
-            # its last size skips most of a cascade's pyramid and lets a CNN search a shrunk window
-            # (the full search still sees every size).
+            # A face changes size little between two frames: searching 1/FOLLOW_SIZE..FOLLOW_SIZE
+            # times its last size skips most of a cascade's pyramid and lets a CNN search a shrunk
+            # window (the full search still sees every size).
             sizes = (side / FOLLOW_SIZE, side * FOLLOW_SIZE)
             found = self.detector(crop(rgb, (wx, wy, ww, wh)), sizes) if ww and wh else []
             if found:
@@ -163,13 +207,19 @@ class Pipeline:
         return followed
 
     def reset(self) -> None:
-        """Forget every face followed so far: the next frame starts a new stream (a full search, ids from 1)."""
+        """Forget every face followed so far: the next frame starts a new stream (a full search,
+        ids from 1)."""
         self.close()
         if self.search is not None:
             self.search.take()
         self.tracker = FaceTracker(self.options)
         self.frame_count = 0
         self.faces = []
+
+    def take_search_failures(self) -> tuple[int, Exception | None]:
+        """(background searches failed since the last call, the newest one's error); (0, None)
+        without a background search."""
+        return self.search.take_failures() if self.search is not None else (0, None)
 
     def close(self) -> None:
         """Wait for a background search in flight (at most a second)."""
@@ -184,20 +234,25 @@ class Pipeline:
         self.faces = faces
         t1 = time.perf_counter()
         opts = self.options
-        crops = [face_crop(rgb, face, self.detector_name, opts.face_crop, opts.face_margin) for face in faces]
+        crops = [
+            face_crop(rgb, face, self.detector_name, opts.face_crop, opts.face_margin)
+            for face in faces
+        ]
         keep = [i for i, c in enumerate(crops) if c.shape[0] > 1 and c.shape[1] > 1]
         faces = [faces[i] for i in keep]
         probs = self.engine.predict([crops[i] for i in keep]) if keep else None
         t2 = time.perf_counter()
-        result = FrameResult(detect_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3, detected=detected)
+        result = FrameResult(
+            detect_ms=(t1 - t0) * 1e3, classify_ms=(t2 - t1) * 1e3, detected=detected
+        )
         tracks = self.tracker.match([face.box for face in faces], now)
         for face, track, p in zip(faces, tracks, probs if probs is not None else []):
             result.faces.append(self.result(face.box, track, p, face.landmarks, face.score))
         return result
 
     def classify_crops(self, crops: list[np.ndarray], tracks) -> FrameResult:
-        """Images that are face crops already (one per track: a ROS4HRI detector's), classified in one
-        batch; each keeps its track's smoothing."""
+        """Images that are face crops already (one per track: a ROS4HRI detector's), classified in
+        one batch; each keeps its track's smoothing."""
         t0 = time.perf_counter()
         probs = self.engine.predict(crops)
         result = FrameResult(detected=False, classify_ms=(time.perf_counter() - t0) * 1e3)
@@ -212,5 +267,12 @@ class Pipeline:
         best = int(np.argmax(p))
         confidence = float(p[best])
         label = self.labels[best] if confidence >= self.options.confidence_threshold else UNKNOWN
-        return FaceResult(box=box, face_id=track.face_id, probabilities=p, label=label, confidence=confidence,
-                          landmarks=landmarks, score=score)
+        return FaceResult(
+            box=box,
+            face_id=track.face_id,
+            probabilities=p,
+            label=label,
+            confidence=confidence,
+            landmarks=landmarks,
+            score=score,
+        )

@@ -1,11 +1,13 @@
 """Frames arriving faster than they are processed: the one-slot mailbox, the rate and age limits,
 per-stage timing, the statistics and the debug drawing, without ROS.
 
-fer_node parks each message here from its subscription callback and one worker thread takes the
-newest: a newer frame replaces a waiting one (counted as dropped), so a slow model never builds a
-backlog. `FrameStream.process` then runs one frame through the pipeline and times each stage;
-bag-eval drives the same `process` over a recording. Times are monotonic seconds unless named
-`_ns` (nanoseconds of the caller's clock: a ROS clock, or a bag's; 0 while that clock has not started).
+fer_node parks each message here from its subscription callback, and its one worker thread takes
+the newest: a newer frame replaces a waiting one (counted as dropped), so a slow model never builds
+a backlog. The worker then reads top to bottom: `too_old`, decode (the caller's), `classify` (the
+pipeline, timed stage by stage), publish (the caller's), `count_answered`. bag-eval runs the same
+steps over a recording through `process`. Times are monotonic seconds unless named `_ns`
+(nanoseconds of the caller's clock, `now_ns`: a ROS clock, or a bag's; 0 while that clock has not
+started).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fer_ros.errors import FrameError
+from fer_ros.inference.pipeline import FrameResult
 from fer_ros.metrics import percentile
 
 SAMPLES = 300  # recent latencies and stage times kept for the percentiles
@@ -33,7 +35,8 @@ class RateLimiter:
         self.clock, self.last = clock, None
 
     def wait(self, rate: float) -> float:
-        """Seconds to wait before the next start; 0 when the rate is off or the gap is already long."""
+        """Seconds to wait before the next start; 0 when the rate is off or the gap is long
+        already."""
         if rate <= 0 or self.last is None:
             return 0.0
         return max(0.0, self.last + 1.0 / rate - self.clock())
@@ -65,7 +68,9 @@ class Stats:
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
-        self.received = self.processed = self.dropped = self.bad = self.stale = self.debug_images = 0
+        self.received = self.processed = self.dropped = self.bad = self.stale = (
+            self.debug_images
+        ) = 0
         self.latency_ms: deque[float] = deque(maxlen=SAMPLES)
         self.detect_ms: deque[float] = deque(maxlen=SAMPLES)
         self.classify_ms: deque[float] = deque(maxlen=SAMPLES)
@@ -87,7 +92,9 @@ class Stats:
         self.stale += 1
         self.window_stale += 1
 
-    def count_processed(self, latencies_ms=(), detect_ms: float | None = None, classify_ms: float | None = None):
+    def count_processed(
+        self, latencies_ms=(), detect_ms: float | None = None, classify_ms: float | None = None
+    ):
         """One frame answered; NaN latencies (a clock not started) are not samples."""
         self.processed += 1
         self.window_processed += 1
@@ -103,20 +110,30 @@ class Stats:
         elapsed = max(now - self.window_start, 1e-6)
         latency_p50, latency_p95 = percentile(self.latency_ms, 50), percentile(self.latency_ms, 95)
         window = Window(
-            seconds=elapsed, input_rate=self.window_received / elapsed,
-            processed_rate=self.window_processed / elapsed, bad=self.window_bad, stale=self.window_stale,
+            seconds=elapsed,
+            input_rate=self.window_received / elapsed,
+            processed_rate=self.window_processed / elapsed,
+            bad=self.window_bad,
+            stale=self.window_stale,
             seconds_since_frame=None if self.last_frame is None else now - self.last_frame,
-            latency_p50_ms=latency_p50, latency_p95_ms=latency_p95, latency_samples=len(self.latency_ms),
+            latency_p50_ms=latency_p50,
+            latency_p95_ms=latency_p95,
+            latency_samples=len(self.latency_ms),
             values={
                 "input_rate_hz": f"{self.window_received / elapsed:.1f}",
                 "processed_rate_hz": f"{self.window_processed / elapsed:.1f}",
-                "frames_received": str(self.received), "frames_processed": str(self.processed),
-                "frames_dropped": str(self.dropped), "frames_bad": str(self.bad), "frames_stale": str(self.stale),
+                "frames_received": str(self.received),
+                "frames_processed": str(self.processed),
+                "frames_dropped": str(self.dropped),
+                "frames_bad": str(self.bad),
+                "frames_stale": str(self.stale),
                 "debug_images": str(self.debug_images),
-                "latency_p50_ms": f"{latency_p50:.1f}", "latency_p95_ms": f"{latency_p95:.1f}",
+                "latency_p50_ms": f"{latency_p50:.1f}",
+                "latency_p95_ms": f"{latency_p95:.1f}",
                 "detect_p50_ms": f"{percentile(self.detect_ms, 50):.1f}",
                 "classify_p50_ms": f"{percentile(self.classify_ms, 50):.1f}",
-            })
+            },
+        )
         self.window_start = now
         self.window_received = self.window_processed = self.window_bad = self.window_stale = 0
         return window
@@ -156,69 +173,50 @@ def offline_frame(item, receipt_ns: int, clock=time.monotonic) -> Frame:
 
 class FrameStream:
     """The mailbox between a receiving thread and one worker, and what happens to a frame taken
-    from it. `pipeline` is the one `process` runs; `replace_pipeline` stages another, which the
-    worker swaps in when it takes its next frame (so a frame never sees two pipelines)."""
+    from it. `pipeline` is the one `classify` runs; `replace_pipeline` stages another, which
+    `take` swaps in with the next frame (so a frame never sees two pipelines). `now_ns` reads the
+    caller's clock, the one `receipt_ns` is on (the default, 0: a clock that never started)."""
 
-    def __init__(self, pipeline=None, clock=time.monotonic):
+    def __init__(self, pipeline=None, clock=time.monotonic, now_ns: Callable[[], int] = lambda: 0):
         self.pipeline = pipeline
-        self.clock = clock
+        self.clock, self.now_ns = clock, now_ns
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
         self.pending: Frame | None = None
         self.next_pipeline = None
         self.running = False
-        self.worker: threading.Thread | None = None
         self.limiter = RateLimiter(clock)
         self.stats = Stats(clock)
 
     # -- the mailbox --------------------------------------------------------------------------
 
-    def start(self, handle: Callable[[Frame], None] | None = None, max_rate: Callable[[], float] = lambda: 0.0,
-              dropped: Callable[[str, bool], None] = lambda text, bug: None) -> None:
-        """Open the mailbox; with `handle`, start the worker thread that takes each frame (at most
-        `max_rate()` a second) and hands it to `handle`. A frame `handle` fails on is counted bad and
-        told to `dropped(text, bug)`: `bug` False for a malformed frame (FrameError), True for
-        anything else (a bug or a backend failure), which must not stop the stream either."""
+    def start(self) -> None:
+        """Open the mailbox: `take` waits for frames until `stop`."""
         with self.lock:
             self.stats.last_frame = self.clock()  # "no frames for N s" counts from here
             self.running = True
-        if handle is not None:
-            self.worker = threading.Thread(target=self._work, args=(handle, max_rate, dropped), name="fer_worker",
-                                           daemon=True)
-            self.worker.start()
 
-    def _work(self, handle, max_rate, dropped) -> None:
-        while (frame := self.take(max_rate())) is not None:
-            try:
-                handle(frame)
-            except FrameError as err:
-                self.count("bad")
-                dropped(f"dropped a frame: {err}", False)
-            except Exception as err:  # noqa: BLE001 - see start()
-                self.count("bad")
-                dropped(f"dropped a frame: {type(err).__name__}: {err}", True)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Wake the worker to return (a waiting frame is discarded) and wait for it."""
+    def stop(self) -> None:
+        """Close the mailbox: a waiting frame is discarded and `take` returns None from now on."""
         with self.lock:
             self.running = False
             self.pending = None
             self.wake.notify_all()
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.join(timeout)
 
     def put(self, item, receipt_ns: int, dropped: int | None = None) -> None:
         """Park a frame for the worker. `dropped`: how many frames it replaces (by default the one
         still waiting, if any)."""
         with self.lock:
             received = self.clock()
-            self.stats.count_received(received, int(self.pending is not None) if dropped is None else dropped)
+            self.stats.count_received(
+                received, int(self.pending is not None) if dropped is None else dropped
+            )
             self.pending = Frame(item, receipt_ns, received)
             self.wake.notify()
 
     def take(self, max_rate: float = 0.0) -> Frame | None:
-        """Block until a frame is waiting (starting at most `max_rate` a second); None when stopped."""
+        """Block until a frame is waiting (starting at most `max_rate` a second); None once
+        stopped."""
         with self.lock:
             while self.running and self.pending is None:
                 self.wake.wait(timeout=0.5)
@@ -272,38 +270,73 @@ class FrameStream:
             return True
         return False
 
-    def process(self, frame: Frame, stamp_ns: int, decode: Callable, now_ns: Callable[[], int],
-                publish: Callable, max_age_ms: float = 0.0):
-        """One frame: the age check, `decode(item) -> rgb`, the pipeline, the age check again,
-        `publish(rgb, result, timing)`, the statistics. Returns (rgb, result, timing), or None for a
-        frame dropped as too old. `now_ns()` reads the caller's clock (that of `frame.receipt_ns`)."""
-        if self.too_old(stamp_ns, now_ns(), max_age_ms):  # already too old to be worth the work
-            return None
-        rgb = decode(frame.item)
+    def classify(
+        self, frame: Frame, rgb: np.ndarray, stamp_ns: int, max_age_ms: float = 0.0
+    ) -> tuple[FrameResult, Timing] | None:
+        """The pipeline on a frame the caller has just decoded into `rgb`, timed stage by stage;
+        None when the answer came too late for `max_age_ms` (counted as stale)."""
+        return self._classify(frame, rgb, stamp_ns, self.now_ns, max_age_ms)
+
+    def _classify(self, frame, rgb, stamp_ns, now_ns, max_age_ms):
         decoded = self.clock()
         # With the caller's clock not started (use_sim_time before /clock) faces age on the
         # monotonic clock, and the latency (a difference of stamps on that clock) is unknown: NaN.
         clock_started = frame.receipt_ns > 0
-        result = self.pipeline.process(rgb, now=frame.receipt_ns * 1e-9 if clock_started else frame.received)
+        result = self.pipeline.process(
+            rgb, now=frame.receipt_ns * 1e-9 if clock_started else frame.received
+        )
         now = now_ns()
-        if self.too_old(stamp_ns, now, max_age_ms):  # the work took too long: a late answer is worse than none
+        if self.too_old(
+            stamp_ns, now, max_age_ms
+        ):  # the work took too long: a late answer is worse than none
             return None
         nan = float("nan")
-        timing = Timing(transport_ms=(frame.receipt_ns - stamp_ns) * 1e-6 if clock_started else nan,
-                        queue_ms=(frame.started - frame.received) * 1e3, decode_ms=(decoded - frame.started) * 1e3,
-                        detect_ms=result.detect_ms, classify_ms=result.classify_ms,
-                        total_ms=(now - stamp_ns) * 1e-6 if clock_started and now > 0 else nan,
-                        processing_ms=(self.clock() - frame.received) * 1e3,
-                        faces=len(result.faces), full_search=result.detected)
+        timing = Timing(
+            transport_ms=(frame.receipt_ns - stamp_ns) * 1e-6 if clock_started else nan,
+            queue_ms=(frame.started - frame.received) * 1e3,
+            decode_ms=(decoded - frame.started) * 1e3,
+            detect_ms=result.detect_ms,
+            classify_ms=result.classify_ms,
+            total_ms=(now - stamp_ns) * 1e-6 if clock_started and now > 0 else nan,
+            processing_ms=(self.clock() - frame.received) * 1e3,
+            faces=len(result.faces),
+            full_search=result.detected,
+        )
+        return result, timing
+
+    def count_answered(self, timing: Timing) -> None:
+        """A frame's results are out: its latency and stage times join the statistics."""
+        with self.lock:
+            self.stats.count_processed([timing.total_ms], timing.detect_ms, timing.classify_ms)
+
+    def process(
+        self,
+        frame: Frame,
+        stamp_ns: int,
+        decode: Callable,
+        now_ns: Callable[[], int],
+        publish: Callable,
+        max_age_ms: float = 0.0,
+    ):
+        """Every step of one frame in one call, for bag-eval (which decodes and writes in line):
+        `too_old`, `decode(item) -> rgb`, the pipeline, `publish(rgb, result, timing)` (timed),
+        `count_answered`. Returns (rgb, result, timing), or None for a frame dropped as too old.
+        `now_ns()` reads the clock of `frame.receipt_ns`."""
+        if self.too_old(stamp_ns, now_ns(), max_age_ms):  # already too old to be worth the work
+            return None
+        rgb = decode(frame.item)
+        answered = self._classify(frame, rgb, stamp_ns, now_ns, max_age_ms)
+        if answered is None:
+            return None
+        result, timing = answered
         publishing = self.clock()
         publish(rgb, result, timing)
         timing.publish_ms = (self.clock() - publishing) * 1e3
-        with self.lock:
-            self.stats.count_processed([timing.total_ms], result.detect_ms, result.classify_ms)
+        self.count_answered(timing)
         return rgb, result, timing
 
     def count_processed(self, latencies_ms=(), classify_ms: float | None = None) -> None:
-        """A frame answered outside `process` (a batch of ROS4HRI face images)."""
+        """A frame answered outside `classify` (a batch of ROS4HRI face images)."""
         with self.lock:
             self.stats.count_processed(latencies_ms, None, classify_ms)
 
@@ -313,11 +346,14 @@ class FrameStream:
 
 
 def draw_results(rgb: np.ndarray, faces) -> np.ndarray:
-    """A copy of the frame with each face's box and `#id label confidence` drawn (the debug image)."""
+    """A copy of the frame with each face's box and `#id label confidence` drawn (the debug
+    image)."""
     canvas = rgb.copy()
     for face in faces:
         x, y, w, h = face.box
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (0, 255, 0), 2)
         text = f"#{face.face_id} {face.label} {face.confidence:.2f}"
-        cv2.putText(canvas, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1)
+        cv2.putText(
+            canvas, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1
+        )
     return canvas

@@ -1,5 +1,5 @@
-"""detector hri over real DDS: a process playing a ROS4HRI face detector publishes two tracked faces and
-their cropped images; fer_node classifies them with its engine and answers on each face's
+"""detector hri over real DDS: a process playing a ROS4HRI face detector publishes two tracked
+faces and their cropped images; fer_node classifies them with its engine and answers on each face's
 /humans/faces/<id>/expression and on emotion / emotions, every answer carrying its image's header.
 Runs in the environment of the layer conftest's `ros_layer` builds (hri_msgs is not a wheel)."""
 
@@ -12,38 +12,69 @@ import pytest
 
 HERE = Path(__file__).resolve().parents[1]  # test/
 NS = "hri_in"
-HRI = {"angry": "angry", "disgust": "disgusted", "fear": "scared", "happy": "happy", "sad": "sad",
-       "surprise": "surprised", "neutral": "neutral"}
+HRI = {
+    "angry": "angry",
+    "disgust": "disgusted",
+    "fear": "scared",
+    "happy": "happy",
+    "sad": "sad",
+    "surprise": "surprised",
+    "neutral": "neutral",
+}
 
 
 def stamps(output: str, key: str) -> list[dict]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{") and key in line]
+    return [
+        json.loads(line) for line in output.splitlines() if line.startswith("{") and key in line
+    ]
 
 
 def test_faces_from_a_ros4hri_detector_get_expressions_under_their_ids(ros, ros_layer, spawn):
     from fer_ros.msg import EmotionStamped
 
-    node = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--namespace", NS, "-p", "detector:=hri",
-                 "-p", "hri:=true", env=ros_layer.env, name="fer_node_hri")
-    listener = spawn(str(HERE / "processes" / "standard_listener.py"), NS, env=ros_layer.env, name="listener")
+    node = spawn(
+        str(Path(sys.executable).parent / "fer-ros"),
+        "run",
+        "--namespace",
+        NS,
+        "-p",
+        "detector:=hri",
+        "-p",
+        "hri:=true",
+        env=ros_layer.env,
+        name="fer_node_hri",
+    )
+    listener = spawn(
+        str(HERE / "processes" / "standard_listener.py"), NS, env=ros_layer.env, name="listener"
+    )
     assert node.wait_for("listening on", timeout=120), node.output()
-    assert "/humans/faces/tracked" in node.output()  # it subscribes to the tracked list, not a camera
+    assert (
+        "/humans/faces/tracked" in node.output()
+    )  # it subscribes to the tracked list, not a camera
     assert listener.wait_for("ready", timeout=60), listener.output()
     tester = ros.create_node("hri_tester")
     answers = []
     tester.create_subscription(EmotionStamped, f"/{NS}/emotion", answers.append, 50)
-    detector = spawn(str(HERE / "processes" / "hri_face_detector.py"), "20", env=ros_layer.env, name="detector")
+    detector = spawn(
+        str(HERE / "processes" / "hri_face_detector.py"), "20", env=ros_layer.env, name="detector"
+    )
 
     def expressions():
-        return [m for m in stamps(listener.output(), '"topic"') if m["topic"].endswith("/expression")]
+        return [
+            m for m in stamps(listener.output(), '"topic"') if m["topic"].endswith("/expression")
+        ]
 
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not ({"anna", "bob"} <= {a.header.frame_id[5:] for a in answers}
-                                               and {m["topic"] for m in expressions()} >= {
-                                                   "/humans/faces/anna/expression", "/humans/faces/bob/expression"}):
+    while time.monotonic() < deadline and not (
+        {"anna", "bob"} <= {a.header.frame_id[5:] for a in answers}
+        and {m["topic"] for m in expressions()}
+        >= {"/humans/faces/anna/expression", "/humans/faces/bob/expression"}
+    ):
         ros.spin_once(tester, timeout_sec=0.1)
     tester.destroy_node()
-    assert {a.header.frame_id for a in answers} >= {"face_anna", "face_bob"}, node.output() + detector.output()
+    assert {a.header.frame_id for a in answers} >= {"face_anna", "face_bob"}, (
+        node.output() + detector.output()
+    )
 
     sent = {(s["sec"], s["nanosec"]): s["face"] for s in stamps(detector.output(), '"face"')}
     for answer in answers:  # every answer carries the header of the image it classified
@@ -53,7 +84,9 @@ def test_faces_from_a_ros4hri_detector_get_expressions_under_their_ids(ros, ros_
         assert abs(sum(answer.probabilities) - 1) < 1e-4 and answer.label in answer.labels
         assert answer.model.startswith("fer2013_mit_b0_64@")
     ids = {a.header.frame_id: a.face_id for a in answers}
-    assert ids["face_anna"] != ids["face_bob"] and min(ids.values()) >= 1  # one number per ROS4HRI id
+    assert (
+        ids["face_anna"] != ids["face_bob"] and min(ids.values()) >= 1
+    )  # one number per ROS4HRI id
 
     for m in expressions():
         face = m["topic"].split("/")[3]
@@ -61,7 +94,9 @@ def test_faces_from_a_ros4hri_detector_get_expressions_under_their_ids(ros, ros_
         assert sent.get(key) == face and m["msg"]["header"]["frame_id"] == f"face_{face}"
         assert m["msg"]["expression"] in HRI.values() and 0 < m["msg"]["confidence"] <= 1
     # The detector owns the tracked list and the rois: fer_node publishes neither in this mode.
-    tracked = [m for m in stamps(listener.output(), '"topic"') if m["topic"] == "/humans/faces/tracked"]
+    tracked = [
+        m for m in stamps(listener.output(), '"topic"') if m["topic"] == "/humans/faces/tracked"
+    ]
     assert tracked and all(m["msg"]["ids"] == ["anna", "bob"] for m in tracked)
     assert not any(m["topic"].endswith("/roi") for m in stamps(listener.output(), '"topic"'))
 
@@ -69,8 +104,11 @@ def test_faces_from_a_ros4hri_detector_get_expressions_under_their_ids(ros, ros_
 def followed(tester, namespace: str) -> set[str]:
     """The ROS4HRI ids whose face image fer_node subscribes to, as the graph shows them."""
     topics = tester.get_subscriber_names_and_types_by_node("fer_node", namespace)
-    return {name.split("/")[3] for name, _ in topics
-            if name.startswith("/humans/faces/") and name.endswith("/cropped")}
+    return {
+        name.split("/")[3]
+        for name, _ in topics
+        if name.startswith("/humans/faces/") and name.endswith("/cropped")
+    }
 
 
 def graph_shows(ros, tester, namespace: str, want: set[str], timeout: float = 30.0) -> set[str]:
@@ -92,9 +130,18 @@ def test_a_hostile_tracked_list_neither_stops_nor_swamps_the_node(ros, ros_layer
     from fer_ros.msg import EmotionStamped
 
     ns, processes = "hri_hostile", HERE / "processes"
-    node = spawn(str(Path(sys.executable).parent / "fer-ros"), "run", "--namespace", ns,
-                 "-p", "detector:=hri", "-p", "hri_max_faces:=4", env=ros_layer.env,
-                 name="fer_node_hri_hostile")
+    node = spawn(
+        str(Path(sys.executable).parent / "fer-ros"),
+        "run",
+        "--namespace",
+        ns,
+        "-p",
+        "detector:=hri",
+        "-p",
+        "hri_max_faces:=4",
+        env=ros_layer.env,
+        name="fer_node_hri_hostile",
+    )
     assert node.wait_for("listening on", timeout=120), node.output()
     tester = ros.create_node("hri_hostile_tester")
     params = tester.create_client(GetParameters, f"/{ns}/fer_node/get_parameters")
@@ -105,16 +152,18 @@ def test_a_hostile_tracked_list_neither_stops_nor_swamps_the_node(ros, ros_layer
         return future.done() and future.result().values[0].integer_value == 4
 
     assert params.wait_for_service(timeout_sec=30)
-    bad = spawn(str(processes / "hri_hostile_detector.py"), "bad", "3", env=ros_layer.env,
-                name="bad")
+    bad = spawn(
+        str(processes / "hri_hostile_detector.py"), "bad", "3", env=ros_layer.env, name="bad"
+    )
     assert node.wait_for("refused 2 tracked face ids", timeout=60), node.output() + bad.output()
     assert "'1', 'bad id!'" in node.output()
     assert graph_shows(ros, tester, f"/{ns}", {"anna"}) == {"anna"}  # the good id is followed
     assert node.proc.poll() is None and answers_parameters(), node.output()
     assert bad.proc.wait(timeout=60) == 0, bad.output()
 
-    many = spawn(str(processes / "hri_hostile_detector.py"), "many", "3", env=ros_layer.env,
-                 name="many")
+    many = spawn(
+        str(processes / "hri_hostile_detector.py"), "many", "3", env=ros_layer.env, name="many"
+    )
     assert many.wait_for("sent", timeout=60), many.output()
     ignored = "following 4 faces (hri_max_faces 4); ignored 9996 more tracked ids"
     assert node.wait_for(ignored, timeout=60), node.output()
@@ -126,8 +175,9 @@ def test_a_hostile_tracked_list_neither_stops_nor_swamps_the_node(ros, ros_layer
     # A well-behaved detector afterwards is answered as ever.
     answers, both = [], {"face_anna", "face_bob"}
     tester.create_subscription(EmotionStamped, f"/{ns}/emotion", answers.append, 50)
-    detector = spawn(str(processes / "hri_face_detector.py"), "20", env=ros_layer.env,
-                     name="detector")
+    detector = spawn(
+        str(processes / "hri_face_detector.py"), "20", env=ros_layer.env, name="detector"
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not both <= {a.header.frame_id for a in answers}:
         ros.spin_once(tester, timeout_sec=0.1)
@@ -142,7 +192,7 @@ def test_an_exception_in_a_callback_is_logged_and_the_spin_goes_on(ros):
     runs on."""
     from rclpy.executors import SingleThreadedExecutor
 
-    from fer_ros.ros.node import spin_once
+    from fer_ros.ros.process import spin_once
 
     node = ros.create_node("raising_callbacks")
     calls = []

@@ -1,5 +1,5 @@
-"""fer_ros.inference.stream without ROS or DDS: the mailbox, the rate and age limits, the timing, the
-statistics and the debug drawing, on a fake clock and a stand-in pipeline."""
+"""fer_ros.inference.stream without ROS or DDS: the mailbox, the rate and age limits, the timing,
+the statistics and the debug drawing, on a fake clock and a stand-in pipeline."""
 
 import math
 import threading
@@ -28,8 +28,13 @@ class StandIn:
     def process(self, rgb, now):
         self.calls.append(now)
         self.clock.now += self.seconds
-        face = FaceResult(box=(2, 3, 10, 12), face_id=1, probabilities=np.array([0.8, 0.2], np.float32),
-                          label="happy", confidence=0.8)
+        face = FaceResult(
+            box=(2, 3, 10, 12),
+            face_id=1,
+            probabilities=np.array([0.8, 0.2], np.float32),
+            label="happy",
+            confidence=0.8,
+        )
         return FrameResult(faces=[face], detect_ms=4.0, classify_ms=6.0, detected=True)
 
     def close(self):
@@ -113,7 +118,12 @@ def test_process_times_each_stage_and_counts_the_frame():
     assert stream.pipeline.calls == [10.0]  # faces age on the receipt's clock
     assert timing.transport_ms == pytest.approx(5.0) and timing.queue_ms == pytest.approx(10.0)
     assert timing.decode_ms == pytest.approx(2.0) and timing.publish_ms == pytest.approx(1.0)
-    assert (timing.detect_ms, timing.classify_ms, timing.faces, timing.full_search) == (4.0, 6.0, 1, True)
+    assert (timing.detect_ms, timing.classify_ms, timing.faces, timing.full_search) == (
+        4.0,
+        6.0,
+        1,
+        True,
+    )
     assert timing.total_ms == pytest.approx(5 + 10 + 2 + 50) and published == [timing.total_ms]
     assert timing.processing_ms == pytest.approx(10 + 2 + 50)
     assert stream.stats.processed == 1 and list(stream.stats.latency_ms) == [timing.total_ms]
@@ -128,11 +138,23 @@ def test_a_frame_older_than_max_age_is_dropped_before_or_after_the_work():
         stream.put("msg", receipt_ns=ros[0])
     frame = stream.take()
     # Already 300 ms old: dropped before decoding.
-    assert stream.process(frame, ros[0] - 300_000_000, lambda m: 1 / 0, lambda: ros[0], None, 150.0) is None
+    assert (
+        stream.process(frame, ros[0] - 300_000_000, lambda m: 1 / 0, lambda: ros[0], None, 150.0)
+        is None
+    )
     # 100 ms old, and the pipeline takes 200 ms: dropped after the work.
     now_ns = iter([ros[0], ros[0] + 200_000_000])
-    assert stream.process(frame, ros[0] - 100_000_000, lambda m: np.zeros((4, 4, 3), np.uint8),
-                          lambda: next(now_ns), None, 150.0) is None
+    assert (
+        stream.process(
+            frame,
+            ros[0] - 100_000_000,
+            lambda m: np.zeros((4, 4, 3), np.uint8),
+            lambda: next(now_ns),
+            None,
+            150.0,
+        )
+        is None
+    )
     assert stream.too_old(0, 0, 150.0) is False  # the clock has not started: no age to measure
     assert (stream.stats.stale, stream.stats.processed, stream.stats.dropped) == (2, 0, 1)
 
@@ -143,8 +165,9 @@ def test_without_a_started_clock_latency_is_nan_and_not_a_sample():
     stream.start()
     stream.put("msg", receipt_ns=0)
     frame = stream.take()
-    _, _, timing = stream.process(frame, 0, lambda m: np.zeros((4, 4, 3), np.uint8), lambda: 0,
-                                  lambda *_: None)
+    _, _, timing = stream.process(
+        frame, 0, lambda m: np.zeros((4, 4, 3), np.uint8), lambda: 0, lambda *_: None
+    )
     assert stream.pipeline.calls == [frame.received]  # faces age on the monotonic clock
     assert math.isnan(timing.total_ms) and math.isnan(timing.transport_ms)
     assert stream.stats.processed == 1 and len(stream.stats.latency_ms) == 0
@@ -153,7 +176,7 @@ def test_without_a_started_clock_latency_is_nan_and_not_a_sample():
 def test_window_rates_percentiles_and_reset():
     clock = Clock(0.0)
     stats = Stats(clock)
-    for i in range(4):
+    for _ in range(4):
         stats.count_received(clock())
     for latency in (10.0, 20.0, 30.0, 40.0, float("nan")):
         stats.count_processed([latency], detect_ms=2.0, classify_ms=3.0)
@@ -163,7 +186,9 @@ def test_window_rates_percentiles_and_reset():
     window = stats.close_window()
     assert window.seconds == 2.0 and window.input_rate == 2.0 and window.processed_rate == 2.5
     assert (window.bad, window.stale, window.latency_samples) == (1, 1, 4)
-    assert window.latency_p50_ms == pytest.approx(25.0) and window.latency_p95_ms == pytest.approx(38.5)
+    assert window.latency_p50_ms == pytest.approx(25.0) and window.latency_p95_ms == pytest.approx(
+        38.5
+    )
     assert window.seconds_since_frame == 2.0
     assert window.values["frames_received"] == "4" and window.values["latency_p95_ms"] == "38.5"
     assert window.values["detect_p50_ms"] == "2.0" and window.values["classify_p50_ms"] == "3.0"
@@ -175,8 +200,13 @@ def test_window_rates_percentiles_and_reset():
 
 def test_draw_results_marks_only_around_the_box_and_keeps_the_frame():
     rgb = np.full((120, 160, 3), 40, np.uint8)
-    face = FaceResult(box=(40, 50, 60, 50), face_id=3, probabilities=np.array([1.0], np.float32),
-                      label="happy", confidence=0.9)
+    face = FaceResult(
+        box=(40, 50, 60, 50),
+        face_id=3,
+        probabilities=np.array([1.0], np.float32),
+        label="happy",
+        confidence=0.9,
+    )
     canvas = draw_results(rgb, [face])
     assert (rgb == 40).all()  # the frame itself is untouched
     changed = (canvas != rgb).any(axis=2)
@@ -185,30 +215,36 @@ def test_draw_results_marks_only_around_the_box_and_keeps_the_frame():
     assert changed[:50, 40:].any()  # the label above the box
 
 
-def test_the_worker_hands_frames_on_and_survives_the_frames_it_fails_on():
-    from fer_ros.errors import FrameError
-
-    handled, told = [], []
-    done = threading.Event()
-
-    def handle(frame):
-        handled.append(frame.item)
-        if frame.item == "truncated":
-            raise FrameError("data shorter than step x height")
-        if frame.item == "bug":
-            raise KeyError("oops")
-        if frame.item == "last":
-            done.set()
-
-    stream = FrameStream()
-    stream.start(handle, dropped=lambda text, bug: told.append((text, bug)))
-    for item in ("truncated", "bug", "last"):
-        stream.put(item, receipt_ns=1)
-        while stream.pending is not None:  # one at a time: none replaced
-            threading.Event().wait(0.01)
-    assert done.wait(5.0)
+def test_a_worker_reads_top_to_bottom_on_the_callers_clock():
+    """The node's worker: take, too_old, decode (its own), classify, publish (its own),
+    count_answered; the stream reads the caller's clock (`now_ns`) for the age and the latency."""
+    clock, ros_ns = Clock(), [10_000_000_000]
+    stream = FrameStream(StandIn(clock, seconds=0.05), clock=clock, now_ns=lambda: ros_ns[0])
+    stream.start()
+    stream.put("msg", receipt_ns=ros_ns[0])
+    clock.now += 0.01  # 10 ms in the mailbox
+    frame = stream.take()
+    stamp = ros_ns[0] - 5_000_000
+    assert not stream.too_old(stamp, ros_ns[0], max_age_ms=100.0)
+    clock.now += 0.002  # decoding, the caller's
+    ros_ns[0] += 62_000_000  # the pipeline's 50 ms and the 12 ms before it, on the caller's clock
+    result, timing = stream.classify(frame, np.zeros((20, 20, 3), np.uint8), stamp, 100.0)
+    assert stream.pipeline.calls == [10.0] and len(result.faces) == 1
+    assert timing.queue_ms == pytest.approx(10.0) and timing.decode_ms == pytest.approx(2.0)
+    assert timing.total_ms == pytest.approx(67.0) and timing.processing_ms == pytest.approx(62.0)
+    assert stream.stats.processed == 0  # not answered until its results are out
+    stream.count_answered(timing)
+    assert stream.stats.processed == 1 and list(stream.stats.latency_ms) == [timing.total_ms]
     stream.stop()
-    assert stream.worker is None and handled == ["truncated", "bug", "last"]
-    assert told == [("dropped a frame: data shorter than step x height", False),
-                    ("dropped a frame: KeyError: 'oops'", True)]
-    assert stream.stats.bad == 2 and stream.stats.dropped == 0
+    assert stream.take() is None  # the worker's loop ends
+
+
+def test_classify_drops_an_answer_that_came_too_late():
+    clock, ros_ns = Clock(), [1_000_000_000]
+    stream = FrameStream(StandIn(clock), clock=clock, now_ns=lambda: ros_ns[0])
+    stream.start()
+    stream.put("msg", receipt_ns=ros_ns[0])
+    frame = stream.take()
+    ros_ns[0] += 200_000_000
+    assert stream.classify(frame, np.zeros((4, 4, 3), np.uint8), frame.receipt_ns, 150.0) is None
+    assert (stream.stats.stale, stream.stats.processed) == (1, 0)

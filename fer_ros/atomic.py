@@ -62,19 +62,22 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     prefix = f".{path.name}."
     removed = []
     for tmp in path.parent.glob(glob.escape(prefix) + "*.tmp"):
-        pid, sep, _ = tmp.name[len(prefix) : -len(".tmp")].partition("-")
         try:
-            stale = (
-                not _running(int(pid))
-                if sep and pid.isdigit()
-                else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
-            )
-            if stale:
+            if _writer_gone(tmp, tmp.name[len(prefix) : -len(".tmp")]):
                 tmp.unlink()
                 removed.append(tmp)
         except FileNotFoundError:  # its writer finished (or another cleaner came first)
             pass
     return removed
+
+
+def _writer_gone(tmp: Path, tag: str) -> bool:
+    """Whether the writer of temporary `tmp` is gone: `tag` starts with its pid and a "-" (no such
+    process); a tag without one (older versions) counts as gone when untouched for an hour."""
+    pid, sep, _ = tag.partition("-")
+    if sep and pid.isdigit():
+        return not _running(int(pid))
+    return time.time() - tmp.stat().st_mtime > STALE_AFTER_S
 
 
 def _running(pid: int) -> bool:
@@ -191,14 +194,12 @@ def remove_stale_incomplete(out: Path) -> list[Path]:
     prefix = f"{out.name}.incomplete-"
     removed = []
     for tmp in out.parent.glob(glob.escape(prefix) + "*"):
-        pid, sep, _ = tmp.name[len(prefix) :].partition("-")
         try:
-            stale = (
-                not _running(int(pid))
-                if sep and pid.isdigit()
-                else time.time() - tmp.stat().st_mtime > STALE_AFTER_S
-            )
-            if stale and tmp.is_dir() and not tmp.is_symlink():
+            if (
+                tmp.is_dir()
+                and not tmp.is_symlink()
+                and _writer_gone(tmp, tmp.name[len(prefix) :])
+            ):
                 shutil.rmtree(tmp)
                 removed.append(tmp)
         except FileNotFoundError:

@@ -637,21 +637,9 @@ def test_a_csv_set_and_a_folder_set_train_together(tmp_path):
     import csv
 
     from fer_ros.labels import FER7
+    from fer_ros.training.datasets import FERPLUS_VOTES
 
-    header = [
-        "Usage",
-        "Image name",
-        "neutral",
-        "happiness",
-        "surprise",
-        "sadness",
-        "anger",
-        "disgust",
-        "fear",
-        "contempt",
-        "unknown",
-        "NF",
-    ]
+    header = ["Usage", "Image name", *FERPLUS_VOTES, "unknown", "NF"]
     rows = [("Training" if i < 14 else "PublicTest", i % 7) for i in range(21)]
     with open(tmp_path / "fer2013.csv", "w", newline="") as f:
         w = csv.writer(f)

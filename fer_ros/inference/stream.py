@@ -1,13 +1,14 @@
-"""Frames arriving faster than they are processed: the one-slot mailbox, the rate and age limits,
+"""Frames arriving faster than they are processed: the mailbox, the rate and age limits,
 per-stage timing, the statistics and the debug drawing, without ROS.
 
 fer_node parks each message here from its subscription callback, and its one worker thread takes
-the newest: a newer frame replaces a waiting one (counted as dropped), so a slow model never builds
-a backlog. The worker then reads top to bottom: `too_old`, decode (the caller's), `classify` (the
-pipeline, timed stage by stage), publish (the caller's), `count_answered`. bag-eval runs the same
-steps over a recording through `process`. Times are monotonic seconds unless named `_ns`
-(nanoseconds of the caller's clock, `now_ns`: a ROS clock, or a bag's; 0 while that clock has not
-started).
+the oldest waiting. The mailbox holds `depth` frames (the node's `qos_depth`, 1 by default): a
+frame arriving at a full mailbox pushes out the oldest (counted as dropped), so at depth 1 a slow
+model never builds a backlog, and a deeper mailbox lets a replay answer every frame. The worker
+then reads top to bottom: `too_old`, decode (the caller's), `classify` (the pipeline, timed stage
+by stage), publish (the caller's), `count_answered`. bag-eval runs the same steps over a recording
+through `process`. Times are monotonic seconds unless named `_ns` (nanoseconds of the caller's
+clock, `now_ns`: a ROS clock, or a bag's; 0 while that clock has not started).
 """
 
 from __future__ import annotations
@@ -182,7 +183,7 @@ class FrameStream:
         self.clock, self.now_ns = clock, now_ns
         self.lock = threading.Lock()
         self.wake = threading.Condition(self.lock)
-        self.pending: Frame | None = None
+        self.pending: deque[Frame] = deque(maxlen=1)
         self.next_pipeline = None
         self.running = False
         self.limiter = RateLimiter(clock)
@@ -190,9 +191,11 @@ class FrameStream:
 
     # -- the mailbox --------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the mailbox: `take` waits for frames until `stop`."""
+    def start(self, depth: int = 1) -> None:
+        """Open the mailbox, holding at most `depth` frames: `take` waits for frames until
+        `stop`."""
         with self.lock:
+            self.pending = deque(maxlen=max(1, int(depth)))
             self.stats.last_frame = self.clock()  # "no frames for N s" counts from here
             self.running = True
 
@@ -200,25 +203,24 @@ class FrameStream:
         """Close the mailbox: a waiting frame is discarded and `take` returns None from now on."""
         with self.lock:
             self.running = False
-            self.pending = None
+            self.pending.clear()
             self.wake.notify_all()
 
     def put(self, item, receipt_ns: int, dropped: int | None = None) -> None:
-        """Park a frame for the worker. `dropped`: how many frames it replaces (by default the one
-        still waiting, if any)."""
+        """Park a frame for the worker. `dropped`: how many frames it replaces (by default the
+        oldest waiting one when the mailbox is full)."""
         with self.lock:
             received = self.clock()
-            self.stats.count_received(
-                received, int(self.pending is not None) if dropped is None else dropped
-            )
-            self.pending = Frame(item, receipt_ns, received)
+            full = len(self.pending) == self.pending.maxlen
+            self.stats.count_received(received, int(full) if dropped is None else dropped)
+            self.pending.append(Frame(item, receipt_ns, received))
             self.wake.notify()
 
     def take(self, max_rate: float = 0.0) -> Frame | None:
         """Block until a frame is waiting (starting at most `max_rate` a second); None once
         stopped."""
         with self.lock:
-            while self.running and self.pending is None:
+            while self.running and not self.pending:
                 self.wake.wait(timeout=0.5)
             if not self.running:
                 return None
@@ -227,7 +229,7 @@ class FrameStream:
                 self.wake.wait_for(lambda: not self.running, timeout=wait)
                 if not self.running:
                     return None
-            frame, self.pending = self.pending, None
+            frame = self.pending.popleft()
             pipeline, self.next_pipeline = self.next_pipeline, None
         if pipeline is not None:
             previous, self.pipeline = self.pipeline, pipeline

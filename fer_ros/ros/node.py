@@ -4,10 +4,11 @@ ROS wiring only. Configure builds the engine and pipeline (`fer_ros.inference.lo
 publishers (`ros/publishing.py`); activate subscribes and starts the worker thread; deactivate
 stops it and unsubscribes; cleanup frees the model. `autostart` (the default) does the first two.
 
-A frame, top to bottom: the subscription callback parks it in the frame stream's one-slot mailbox
-(`fer_ros.inference.stream`, no ROS); the worker takes the newest and decodes it, the stream runs
-and times the pipeline, the worker publishes. Failures are worded by `ros/failures.py` (the debug
-switch); /diagnostics by `ros/diagnostics.py`; the process (signals, exit codes): `ros/process.py`.
+A frame, top to bottom: the subscription callback parks it in the frame stream's mailbox
+(`fer_ros.inference.stream`, no ROS; `qos_depth` frames, one by default); the worker takes it and
+decodes it, the stream runs and times the pipeline, the worker publishes. Failures are worded by
+`ros/failures.py` (the debug switch); /diagnostics by `ros/diagnostics.py`; the process (signals,
+exit codes): `ros/process.py`.
 """
 
 import gc
@@ -135,7 +136,8 @@ class FerNode(LifecycleNode):
             compressed = node.image_transport == "compressed"
             kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
             self.subscriptions_ = [self.create_subscription(kind, topic, self.on_frame, qos)]
-        self.stream.start()
+        # A ROS4HRI batch answers every waiting face image at once: one waiting batch is enough.
+        self.stream.start(1 if self.hri_mode else node.qos_depth)
         self.worker = threading.Thread(target=self.work, name="fer_worker", daemon=True)
         self.worker.start()
         topics = ", ".join(s.topic_name for s in self.subscriptions_)
@@ -184,7 +186,7 @@ class FerNode(LifecycleNode):
     # -- frames -------------------------------------------------------------------------------
 
     def on_frame(self, msg) -> None:
-        """The subscription callback: park the frame; the worker takes the newest."""
+        """The subscription callback: park the frame for the worker."""
         self.stream.put(msg, self.now_ns())
 
     def on_face_image(self, replaced: bool) -> None:
@@ -192,7 +194,7 @@ class FerNode(LifecycleNode):
         self.stream.put(HRI_BATCH, self.now_ns(), int(replaced))
 
     def work(self) -> None:
-        """The worker thread, until the mailbox closes: the newest frame, answered. A frame that
+        """The worker thread, until the mailbox closes: each waiting frame, answered. A frame that
         fails is counted bad and logged (each kind throttled on its own), and the next is taken."""
         while (frame := self.stream.take(self.param("max_rate"))) is not None:
             try:

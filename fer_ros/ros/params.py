@@ -37,7 +37,12 @@ class NodeOptions(Checked):
         live=False,
     )
     qos_depth: int = option(
-        1, "Image subscription queue depth (1: only the newest frame matters)", 1, 100, live=False
+        1,
+        "Frames kept waiting, in the image subscription and the worker's mailbox (1: only the "
+        "newest frame matters; more: a replay is answered frame by frame)",
+        1,
+        100,
+        live=False,
     )
     qos_reliability: str = option(
         "best_effort",

@@ -89,6 +89,10 @@ def test_replay_into_a_live_node_gives_one_result_per_frame(
         "-p",
         "qos_reliability:=reliable",
         "-p",
+        # Every frame waits its turn: with the default depth 1 a frame arriving while the worker
+        # is busy (a loaded machine) replaces the waiting one, and one result per frame is luck.
+        "qos_depth:=30",
+        "-p",
         "diagnostics_period:=0.5",
         name="fer_node",
     )

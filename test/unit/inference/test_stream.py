@@ -67,6 +67,19 @@ def test_a_newer_frame_replaces_a_waiting_one_and_counts_it_dropped():
     assert (stream.stats.received, stream.stats.dropped) == (5, 2)
 
 
+def test_a_deeper_mailbox_keeps_frames_in_order_and_drops_only_the_oldest():
+    """qos_depth > 1 (a replay answered frame by frame): frames wait in arrival order, and only a
+    frame pushed out of a full mailbox counts as dropped."""
+    stream = FrameStream(clock=Clock())
+    stream.start(depth=3)
+    for name in "abcd":
+        stream.put(name, receipt_ns=1)
+    assert [stream.take().item for _ in range(3)] == ["b", "c", "d"]
+    assert (stream.stats.received, stream.stats.dropped) == (4, 1)
+    stream.stop()
+    assert stream.take() is None
+
+
 def test_take_returns_none_once_stopped():
     stream = FrameStream()
     stream.start()

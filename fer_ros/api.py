@@ -38,7 +38,7 @@ class DetectedFace:
 
     box: tuple[int, int, int, int]  # x, y, width, height in the image's pixels
     face_id: int  # stable while the face is followed through a stream, from 1
-    label: str  # the most probable expression, or "unknown" below confidence_threshold
+    label: str  # the most probable expression; "unknown" below confidence_threshold, or too_small
     confidence: float  # that expression's probability
     probabilities: dict[
         str, float
@@ -46,9 +46,12 @@ class DetectedFace:
     landmarks: tuple[tuple[float, float], ...] | None = (
         None  # eyes, nose tip, mouth corners (yuface, yunet)
     )
+    # Narrower than min_classify_size: found, but too small to read, so its label is "unknown";
+    # confidence and probabilities are still the model's, a guess rather than a reading.
+    too_small: bool = False
 
     def row(self) -> dict:
-        """A flat dict for a table (csv.DictWriter, pandas.DataFrame): box, id, label,
+        """A flat dict for a table (csv.DictWriter, pandas.DataFrame): box, id, label, too_small,
         p_<expression>."""
         x, y, w, h = self.box
         return {
@@ -59,6 +62,7 @@ class DetectedFace:
             "height": h,
             "label": self.label,
             "confidence": self.confidence,
+            "too_small": self.too_small,
             **{f"p_{k}": v for k, v in self.probabilities.items()},
         }
 
@@ -158,6 +162,7 @@ class Recognizer:
             confidence=float(result.confidence),
             probabilities={k: float(p) for k, p in zip(self.labels, result.probabilities)},
             landmarks=landmarks,
+            too_small=bool(result.too_small),
         )
 
     def close(self) -> None:

@@ -210,6 +210,7 @@ CSV_FIXED = [
     "faces",
     "label",
     "confidence",
+    "too_small",
     "face_id",
     "x",
     "y",
@@ -253,6 +254,7 @@ def frame_row(index, bag_ns, msg, truth_label, result=None, total_ms=0.0, labels
         row.update(
             label=best.label,
             confidence=round(best.confidence, 4),
+            too_small=best.too_small,
             face_id=best.face_id,
             x=x,
             y=y,
@@ -392,6 +394,7 @@ def build_report(
                     "face_margin",
                     "smoothing",
                     "confidence_threshold",
+                    "min_classify_size",
                 )
                 if k in params
             },
@@ -402,6 +405,8 @@ def build_report(
             "processed": len(done),
             "skipped": sum(skipped.values()),
             "with_face": sum(1 for p in predicted if p != NO_FACE),
+            # found but too small to read: predicted 'unknown', so wrong wherever there is truth
+            "too_small": sum(1 for r in done if r.get("too_small")),
         },
         "skipped_reasons": dict(skipped.most_common()),
         "latency_ms": {

@@ -17,9 +17,9 @@ NO_FACE = "no face"  # prediction of a frame with ground truth but no face found
 def accuracy_with_confusion(pairs, labels, out_dir: Path, title: str) -> dict:
     """Accuracy, macro-F1 and a confusion matrix (PNG + JSON) from (true, predicted) label pairs.
 
-    Classes are the model's labels, plus 'unknown' (below the confidence threshold) and
-    'no face' columns when such predictions occur; a true label the model does not know is
-    counted in `unknown_truth` and left out.
+    Classes are the model's labels, plus 'unknown' (below the confidence threshold, or a face
+    too small to read) and 'no face' columns when such predictions occur; a true label the model
+    does not know is counted in `unknown_truth` and left out.
     """
     import torch
 
@@ -115,6 +115,7 @@ def summary_lines(report: dict) -> list[str]:
         + (f", {frames['skipped']} skipped" if frames.get("skipped") else "")
         + (f", {frames['dropped']} dropped by the node" if frames.get("dropped") else "")
         + (f", {frames['with_face']} with a face" if "with_face" in frames else "")
+        + (f" ({frames['too_small']} too small to read)" if frames.get("too_small") else "")
     ]
     for reason, count in (report.get("skipped_reasons") or {}).items():
         lines.append(f"  skipped {count}x: {reason}")

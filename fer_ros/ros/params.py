@@ -145,6 +145,7 @@ _ORDER = (
     "track_iou",
     "track_timeout",
     "confidence_threshold",
+    "min_classify_size",
 )
 _GROUPS = (EngineOptions, PipelineOptions, NodeOptions, DecodeOptions)
 PARAMS: dict[str, Spec] = {s.name: s for group in _GROUPS for s in specs(group)}

@@ -5,8 +5,9 @@ output is built only when its package imports, and otherwise says once why it is
 filled from the same pipeline result the node's own EmotionArray carries.
 
 vision_msgs: `~/detections` (Detection2DArray: one Detection2D per face, id = face_id, box centre
-and size in pixels, one hypothesis per class with its probability, highest first) and a transient-
-local `~/label_info` (LabelInfo: class id <-> label, the checkpoint's labels).
+and size in pixels, one hypothesis per class with its probability, highest first; none for a face
+too small to read, narrower than min_classify_size) and a transient-local `~/label_info`
+(LabelInfo: class id <-> label, the checkpoint's labels).
 
 ROS4HRI: `/humans/faces/tracked` (IdsList of the faces followed now) and, per face,
 `/humans/faces/<id>/roi` (NormalizedRegionOfInterest2D) and `/humans/faces/<id>/expression`
@@ -57,7 +58,10 @@ def detections(msgs, result, header, labels):
         det = msgs.Detection2D(header=header, id=str(face.face_id))
         det.bbox.center.position.x, det.bbox.center.position.y = x + w / 2, y + h / 2
         det.bbox.size_x, det.bbox.size_y = w, h
-        for i in sorted(range(len(labels)), key=lambda i: -float(face.probabilities[i])):
+        # A face too small to read is a detection without a class: its probabilities are a guess
+        # (vision_msgs scores a class not listed 0: none listed says no class was read).
+        ranked = [] if face.too_small else range(len(labels))
+        for i in sorted(ranked, key=lambda i: -float(face.probabilities[i])):
             hypothesis = msgs.ObjectHypothesisWithPose()
             hypothesis.hypothesis.class_id = labels[i]
             hypothesis.hypothesis.score = float(face.probabilities[i])
@@ -142,9 +146,8 @@ class StandardOutputs:
                     c=float(face.score),
                 )
             )
-            name = HRI_EXPRESSIONS.get(
-                face.label
-            )  # "unknown" (below the threshold) and contempt: none
+            # "unknown" (below the threshold, or too small to read) and contempt: none
+            name = HRI_EXPRESSIONS.get(face.label)
             if name is not None:
                 expression_pub.publish(
                     self.hri.Expression(

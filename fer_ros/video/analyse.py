@@ -4,9 +4,9 @@ Anything OpenCV's VideoCapture reads goes in; the frames run through the Python 
 (fer_ros.api.Recognizer, i.e. `Pipeline.process` with the node's detector, crop, engine, tracking
 and smoothing, under the node's parameter names) with the video's own clock, and --out gets:
 
-    faces.csv       one row per face per frame (time, frame, face id, box, label, confidence, every
-                    class's probability), and one row with an empty face id for a frame with no
-                    face
+    faces.csv       one row per face per frame (time, frame, face id, box, label, confidence,
+                    too_small, every class's probability), and one row with an empty face id for a
+                    frame with no face
     annotated.mp4   the processed frames with boxes and labels (annotated.avi where no MP4 encoder
     is)
     timeline.png    each face's expression over time, under how many faces each frame held

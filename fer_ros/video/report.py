@@ -23,6 +23,7 @@ CSV_FIXED = [
     "height",
     "label",
     "confidence",
+    "too_small",
 ]
 MAX_PLOTTED_FACES = 8  # the faces seen longest get a row each; the rest are in the CSV
 

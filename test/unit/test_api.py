@@ -62,6 +62,22 @@ def test_the_astronaut_is_found_and_read(recognizer):
     )
 
 
+def test_a_face_too_small_to_read_is_found_but_not_read(recognizer):
+    """A face narrower than min_classify_size (default 20 px) is still a face, with its box, id,
+    probabilities and confidence, but its label is 'unknown' and it is marked too_small."""
+    photo = skimage.data.astronaut()
+    (read,) = recognizer(photo)
+    with Recognizer(min_classify_size=read.box[2] + 1) as strict:
+        (unread,) = strict(photo)
+    assert unread.box == read.box and unread.face_id == read.face_id == 1
+    assert unread.confidence == pytest.approx(read.confidence, abs=1e-5)
+    assert unread.probabilities == pytest.approx(read.probabilities, abs=1e-5)
+    assert (read.label, read.too_small) == ("happy", False)
+    assert (unread.label, unread.too_small) == ("unknown", True)
+    row = unread.row()
+    assert row["label"] == "unknown" and row["too_small"] is True and row["width"] == read.box[2]
+
+
 def test_bgr_arrays_and_image_files_give_the_same_reading(recognizer, tmp_path):
     rgb = skimage.data.astronaut()
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])

@@ -182,7 +182,13 @@ def test_bag_eval_scores_a_bag_with_known_answers(tmp_path, small_checkpoint, tr
     assert fer_ros(args) == 0
     assert no_leftovers(tmp_path)
     report = json.loads((out / "report.json").read_text())
-    assert report["frames"] == {"total": 30, "processed": 30, "skipped": 0, "with_face": 30}
+    assert report["frames"] == {
+        "total": 30,
+        "processed": 30,
+        "skipped": 0,
+        "with_face": 30,
+        "too_small": 0,
+    }
     assert report["accuracy"]["accuracy"] == pytest.approx(expected_accuracy)
     assert report["accuracy"]["samples"] == 30
     cm = np.array(json.loads((out / "confusion.json").read_text())["matrix"])
@@ -298,6 +304,39 @@ def test_bad_encodings_are_counted_and_skipped(tmp_path, small_checkpoint, frame
             "ok",
         ]
     assert len(read_bag(out / "emotions")["/emotions"]) == 3
+
+
+def test_a_face_too_small_to_read_is_counted_and_scored_unknown(
+    tmp_path, small_checkpoint, frames, capsys
+):
+    """A frame (detector none: the frame is the face) narrower than min_classify_size keeps its
+    face and probabilities in frames.csv, is predicted 'unknown' (wrong against its truth) and
+    is counted in the report and the printed summary."""
+    import cv2
+
+    small = cv2.resize(frames[0], (16, 16), interpolation=cv2.INTER_AREA)
+    bag, out = tmp_path / "sizes", tmp_path / "eval"
+    write_bag(bag, [frames[0], small], ["rgb8"] * 4)
+    args = ["bag-eval", str(bag), "--out", str(out), "--checkpoint", str(small_checkpoint)]
+    assert fer_ros([*args, "-p", "detector:=none"]) == 0  # min_classify_size: its default, 20
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["frames"]["with_face"] == 4 and report["frames"]["too_small"] == 2
+    assert report["pipeline"]["min_classify_size"] == 20
+    assert report["predicted_counts"]["unknown"] == 2
+    assert "unknown" in json.loads((out / "confusion.json").read_text())["classes"]
+    assert "4 with a face (2 too small to read)" in printed
+    with open(out / "frames.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["width"], r["too_small"]) for r in rows] == [
+        ("64", "False"),
+        ("16", "True"),
+        ("64", "False"),
+        ("16", "True"),
+    ]
+    assert all(r["label"] == "unknown" for r in rows[1::2])
+    assert all(r["label"] in FER7 for r in rows[::2])
+    assert all(float(r["confidence"]) > 0 for r in rows)  # still the arg-max probability
 
 
 def test_bad_input_fails_with_one_line_and_writes_nothing(

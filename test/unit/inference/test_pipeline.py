@@ -9,6 +9,7 @@ from fer_ros.errors import ConfigError
 from fer_ros.inference.engine import Engine
 from fer_ros.inference.faces import (
     DetectorOptions,
+    Face,
     HaarDetector,
     expand_box,
     make_detector,
@@ -135,9 +136,66 @@ def test_confidence_threshold_gives_unknown_but_keeps_the_confidence():
         FixedEngine([[0.5, 0.3, 0.2], [0.9, 0.05, 0.05]]),
         PipelineOptions(detector="none", confidence_threshold=0.6),
     )
-    low, high = (pipeline.process(np.zeros((8, 8, 3), np.uint8)).faces[0] for _ in range(2))
+    low, high = (pipeline.process(np.zeros((32, 32, 3), np.uint8)).faces[0] for _ in range(2))
     assert low.label == UNKNOWN and low.confidence == pytest.approx(0.5)
     assert high.label == "a" and high.confidence == pytest.approx(0.9)
+    assert not low.too_small and not high.too_small
+
+
+class FixedBoxes:
+    """A detector that finds the same boxes in every frame: lets a test choose the faces' sizes."""
+
+    name = "fixed"
+    releases_gil = False
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def __call__(self, rgb, sizes=None):
+        return [Face(box) for box in self.boxes]
+
+
+@pytest.mark.parametrize("min_classify_size", [20, 0])
+def test_a_face_too_small_to_read_is_reported_unknown_with_its_box_and_id(
+    small_checkpoint, min_classify_size
+):
+    """A face narrower than min_classify_size (default 20) keeps its box, id, probabilities and
+    confidence, but its label is 'unknown' and it is marked too_small; a wider one is read as
+    usual, and 0 reads every face."""
+    assert PipelineOptions().min_classify_size == 20
+    frame = astronaut_frame()
+    big, small = (230, 40, 120, 140), (20, 300, 16, 19)
+    options = PipelineOptions(
+        detector="haar", detect_every=1, detect_async=False, min_classify_size=min_classify_size
+    )
+    with Engine.from_checkpoint(small_checkpoint, device="cpu") as engine:
+        pipeline = Pipeline(engine, options)
+        pipeline.detector = FixedBoxes([big, small])
+        frames = [pipeline.process(frame, now=i / 30).faces for i in range(2)]
+    for faces in frames:
+        assert [f.box for f in faces] == [big, small] and [f.face_id for f in faces] == [1, 2]
+        assert all(np.isclose(f.probabilities.sum(), 1) for f in faces)
+        assert all(f.confidence == pytest.approx(f.probabilities.max()) for f in faces)
+        read, unread = faces
+        assert read.label in engine.labels and not read.too_small
+        if min_classify_size:
+            assert unread.label == UNKNOWN and unread.too_small
+        else:
+            assert unread.label in engine.labels and not unread.too_small
+
+
+def test_min_classify_size_measures_the_frame_without_a_detector():
+    """With detector none the frame is the face: a frame narrower than min_classify_size is too
+    small to read; the threshold and the size rule each give 'unknown' on their own."""
+    rows = [[0.9, 0.05, 0.05]] * 3
+    pipeline = Pipeline(FixedEngine(rows), PipelineOptions(detector="none"))
+    narrow = pipeline.process(np.zeros((40, 19, 3), np.uint8)).faces[0]
+    wide = pipeline.process(np.zeros((19, 20, 3), np.uint8)).faces[0]
+    assert (narrow.label, narrow.too_small, narrow.box) == (UNKNOWN, True, (0, 0, 19, 40))
+    assert narrow.confidence == pytest.approx(0.9)
+    assert (wide.label, wide.too_small) == ("a", False)
+    with pytest.raises(ConfigError, match="min_classify_size"):
+        from_params(PipelineOptions, {"min_classify_size": -1})
 
 
 def test_faces_are_followed_between_full_detections():

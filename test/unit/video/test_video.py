@@ -62,6 +62,7 @@ def test_a_clip_becomes_a_table_a_video_a_plot_and_a_summary(clip, tmp_path, cap
             assert sum(probabilities) == pytest.approx(1.0, abs=1e-3)
             assert r["label"] == labels[probabilities.index(max(probabilities))]
             assert int(r["width"]) > 0 and int(r["height"]) > 0
+            assert r["too_small"] == "False"  # the clip's face is wider than min_classify_size
     empty = [f for f, own in per_frame.items() if own[0]["faces"] == "0"]
     assert 0 in empty and FRAMES - 1 in empty  # nobody at the start and the end of the clip
     with_face = [f for f in frames if f not in empty]

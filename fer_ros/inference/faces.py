@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from fer_ros.errors import ConfigError
+from fer_ros.inference.search import search, search_scale
 from fer_ros.options import Checked, option
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels
@@ -29,18 +30,8 @@ YUNET_SCORE_THRESHOLD = 0.7  # OpenCV's own default for FaceDetectorYN
 # yuface at 0.5 (its own default) found 31 of 32 faces with no false box in the detector study;
 # the benchmark frames gave no false box either (benchmarks/results/faces.json).
 YUFACE_SCORE_THRESHOLD = 0.5
-YUFACE_MAX_SIDE = 960  # libfacedetection warns that larger inputs degrade detection
-FOLLOW_MIN_SIDE = (
-    36  # pixels a followed face keeps in the shrunk window (the cascade's window is 24)
-)
-# YuNet's smallest anchors are 10-16 px: a followed face shrunk to this size is still found
-# reliably, and its window then costs well under a millisecond.
-FOLLOW_CNN_SIDE = 64
-# The smallest face YuNet finds reliably in the image it searches: 48 px news-photo faces in
-# 640x480
-# frames were found 71 % of the time at 24 px, 90 % at 32 px (benchmarks/results/faces.json). The
-# whole-frame search is never shrunk so far that a face of min_face_size falls below it.
-CNN_MIN_SIDE = 27
+HAAR_WINDOW = 24  # the frontal cascade's window: it finds no face smaller in what it searches
+FOLLOW_MIN_SIDE = 36  # pixels a followed face keeps in Haar's shrunk window
 
 
 @dataclass(frozen=True)
@@ -71,14 +62,19 @@ class DetectorOptions(Checked):
         choices=DETECTORS,
     )
     yunet_model: str = option("", "Local path of a YuNet .onnx file (detector yunet)")
-    # A detector's cost grows with the pixel count: the whole-frame search runs on a shrunk copy.
+    # A detector's cost grows with the pixel count: the whole-frame search runs on a shrunk copy
+    # when min_face_size allows it.
     detect_scale: float = option(
-        0.5, "Search the whole frame shrunk by this factor (speed)", 0.05, 1.0
+        0.5,
+        "Search the whole frame shrunk by at least this factor (speed); min_face_size may "
+        "ask for a larger search",
+        0.05,
+        1.0,
     )
     min_face_size: int = option(
-        40,
-        "Smallest face to report, pixels of the full frame (a CNN detector searches "
-        "the frame at least as large as finds it reliably)",
+        20,
+        "Smallest face to find and report, pixels of the full frame (the whole-frame "
+        "search runs at least as large as finds it reliably, enlarged if need be)",
         8,
         4096,
     )
@@ -133,9 +129,8 @@ class HaarDetector:
     """OpenCV's frontal-face Haar cascade, shipped inside opencv-python 4.x (no download)."""
 
     name = "haar"
-    releases_gil = (
-        True  # OpenCV releases the GIL while it searches: a second thread runs beside the frames
-    )
+    # OpenCV releases the GIL while it searches: a second thread runs beside the frames.
+    releases_gil = True
 
     def __init__(self, options: DetectorOptions):
         data = getattr(cv2, "data", None)
@@ -150,16 +145,16 @@ class HaarDetector:
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
         """`sizes`: only faces whose side lies in (smallest, largest) full-frame pixels, when
-        known.
-        A cascade's cost is its pyramid levels, so a bounded range costs a few levels, not all."""
+        known. A cascade's cost is its pyramid levels, so a bounded range costs a few levels, not
+        all."""
         opts = self.options
         smallest, largest = sizes if sizes else (opts.min_face_size, 0)
         # A bounded search is a small window around a known face: shrink it no further than keeps
-        # that face well above the cascade's 24-pixel window, where it is found reliably.
-        want = (
-            max(opts.detect_scale, FOLLOW_MIN_SIDE / max(smallest, 1.0))
-            if sizes
-            else opts.detect_scale
+        # that face well above the cascade's 24-pixel window, where it is found reliably. The
+        # whole frame is shrunk no further than keeps a face of min_face_size at that window.
+        want = max(
+            opts.detect_scale,
+            (FOLLOW_MIN_SIDE / max(smallest, 1.0)) if sizes else HAAR_WINDOW / opts.min_face_size,
         )
         gray, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), want)
         min_side = max(int(round(max(smallest, opts.min_face_size) * scale)), 12)
@@ -180,42 +175,32 @@ class HaarDetector:
         return largest_first(faces, opts.max_faces)
 
 
-def cnn_scale(options: DetectorOptions, shape, sizes: tuple[float, float] | None) -> float:
-    """How far a CNN detector shrinks its input: `detect_scale` for a whole-frame search (but no
-    further than keeps a face of min_face_size at CNN_MIN_SIDE pixels), as far as keeps a followed
-    face
-    at FOLLOW_CNN_SIDE pixels for a window search; never larger than life."""
-    if sizes is None:
-        scale = max(options.detect_scale, CNN_MIN_SIDE / options.min_face_size)
-    else:
-        scale = FOLLOW_CNN_SIDE / max(sizes[0], 1.0)
-    return min(1.0, scale, YUFACE_MAX_SIDE / max(shape[0], shape[1], 1))
-
-
 def cnn_faces(
-    rows: np.ndarray,
-    scale: float,
-    options: DetectorOptions,
-    shape,
-    sizes: tuple[float, float] | None,
+    rows: np.ndarray, options: DetectorOptions, shape, sizes: tuple[float, float] | None
 ) -> list[Face]:
-    """Rows of (score 0-1, x, y, w, h, 10 landmark values) found on a copy shrunk by `scale` ->
-    Faces
-    in the full frame, at least min_face_size (and inside `sizes` when given), largest first."""
+    """Rows of (score 0-1, x, y, w, h, 10 landmark values) in the frame's pixels -> Faces of at
+    least min_face_size (and inside `sizes` when given), largest first."""
     height, width = shape[:2]
     smallest, largest = sizes if sizes else (options.min_face_size, float("inf"))
     smallest = max(smallest, options.min_face_size)
     faces = []
     for row in np.asarray(rows, np.float32).reshape(-1, 15):
-        x, y, w, h = (float(v) / scale for v in row[1:5])
+        x, y, w, h = (float(v) for v in row[1:5])
         if not smallest <= max(w, h) <= largest:
             continue
         box = clip_box((x, y, w, h), width, height)
         if box[2] > 1 and box[3] > 1:
-            faces.append(
-                Face(box, (row[5:15].reshape(5, 2) / scale).astype(np.float32), float(row[0]))
-            )
+            faces.append(Face(box, row[5:15].reshape(5, 2).copy(), float(row[0])))
     return largest_first(faces, options.max_faces)
+
+
+def cnn_search(detect, rgb: np.ndarray, options: DetectorOptions, sizes) -> list[Face]:
+    """A CNN's faces in `rgb`: searched at the scale (and in the tiles) `search` chooses."""
+    scale = search_scale(options.detect_scale, options.min_face_size, rgb.shape, sizes)
+    if min(rgb.shape[:2]) * scale < 8:
+        return []
+    rows = search(detect, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), scale)
+    return cnn_faces(rows, options, rgb.shape, sizes)
 
 
 _yuface_lock = threading.Lock()
@@ -309,17 +294,16 @@ class YuFaceDetector:
         self.options = options
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
-        scale = cnn_scale(self.options, rgb.shape, sizes)
-        bgr, scale = shrink(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), scale)
+        return cnn_search(self.rows, rgb, self.options, sizes)
+
+    def rows(self, bgr: np.ndarray) -> np.ndarray:
         if min(bgr.shape[:2]) < 8:
-            return []
+            return np.zeros((0, 15), np.float32)
         scores, boxes, landmarks = self.detect(bgr, YUFACE_SCORE_THRESHOLD)
         if len(boxes) == 0:
-            return []
-        rows = np.concatenate(
-            [scores[:, None] / 100.0, boxes, landmarks], axis=1
-        )  # scores come x100
-        return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
+            return np.zeros((0, 15), np.float32)
+        # scores come x100
+        return np.concatenate([scores[:, None] / 100.0, boxes, landmarks], axis=1)
 
 
 class YuNetDetector:
@@ -342,17 +326,16 @@ class YuNetDetector:
         self.options = options
 
     def __call__(self, rgb: np.ndarray, sizes: tuple[float, float] | None = None) -> list[Face]:
-        bgr, scale = shrink(
-            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cnn_scale(self.options, rgb.shape, sizes)
-        )
+        return cnn_search(self.rows, rgb, self.options, sizes)
+
+    def rows(self, bgr: np.ndarray) -> np.ndarray:
+        if min(bgr.shape[:2]) < 8:
+            return np.zeros((0, 15), np.float32)
         self.net.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, found = self.net.detect(bgr)
         if found is None:
-            return []
-        rows = np.concatenate(
-            [found[:, 14:15], found[:, :14]], axis=1
-        )  # x, y, w, h, 10 landmarks, score
-        return cnn_faces(rows, scale, self.options, rgb.shape, sizes)
+            return np.zeros((0, 15), np.float32)
+        return np.concatenate([found[:, 14:15], found[:, :14]], axis=1)  # score first
 
 
 def resolve_detector(name: str) -> tuple[str, str]:

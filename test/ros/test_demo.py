@@ -22,7 +22,8 @@ def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path):
     assert checkpoint.is_file(), (
         "the demo checkpoint is committed under models/ and installed with the package"
     )
-    # Reliable image QoS and half speed (15 Hz): on a busy 2-core machine no frame may be lost.
+    # Reliable image QoS, a mailbox that holds every frame and half speed (15 Hz): on a busy
+    # 2-core machine no frame may be lost.
     demo = subprocess.run(
         [
             FER_ROS,
@@ -35,6 +36,8 @@ def test_demo_runs_end_to_end_and_agrees_with_bag_eval(tmp_path):
             str(out),
             "-p",
             "qos_reliability:=reliable",
+            "-p",
+            "qos_depth:=45",
             "--clip-frames",
             "30",
         ],

@@ -114,6 +114,47 @@ def test_a_48_pixel_face_is_found_at_the_default_settings():
     assert len(found) == 1 and 36 <= found[0].box[3] <= 60
 
 
+def astronaut_heads(frame_size, face_width: int, places) -> np.ndarray:
+    """The astronaut's head scaled so the face is `face_width` px wide, pasted at `places`."""
+    frame = np.full((frame_size[1], frame_size[0], 3), 90, np.uint8)
+    photo = skimage.data.astronaut()[20:260, 130:320]  # the face (about 90 px wide) and around it
+    small = cv2.resize(
+        photo, None, fx=face_width / 90, fy=face_width / 90, interpolation=cv2.INTER_AREA
+    )
+    for x, y in places:
+        frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return frame
+
+
+@needs_yuface
+@pytest.mark.parametrize("frame_size", [(640, 480), (1920, 1080)])
+def test_20_pixel_faces_are_found_at_the_default_settings(frame_size):
+    """A person 3 m from a 640x480 camera, and the same face in an HD frame (searched whole):
+    the defaults find faces down to min_face_size, 20 px; the old default (40) found none."""
+    places = [(40, 40), (frame_size[0] // 2, frame_size[1] // 2), (frame_size[0] - 80, 300)]
+    frame = astronaut_heads(frame_size, 22, places)
+    found = make_detector(DetectorOptions())(frame)
+    assert len(found) == 3 and all(15 <= f.box[2] <= 30 for f in found), found
+    for f in found:  # each box on a pasted face, its landmarks inside it
+        x, y, w, h = f.box
+        assert any(px <= x + w / 2 <= px + 30 and py <= y + h / 2 <= py + 40 for px, py in places)
+        assert ((f.landmarks >= (x, y)) & (f.landmarks <= (x + w, y + h))).all()
+    assert make_detector(DetectorOptions(min_face_size=40))(frame) == []
+
+
+def test_the_search_scale_brings_the_smallest_face_to_what_a_cnn_finds():
+    from fer_ros.inference.search import CNN_MIN_SIDE, MAX_ENLARGE, MAX_SEARCH_PIXELS, search_scale
+
+    vga, four_k = (480, 640), (2160, 3840)
+    assert search_scale(0.5, 20, vga, None) == CNN_MIN_SIDE / 20  # enlarged for 20 px faces
+    assert search_scale(0.5, 96, vga, None) == 0.5  # detect_scale when min_face_size allows it
+    assert search_scale(0.5, 8, vga, None) == MAX_ENLARGE
+    # A 4K frame is searched at no more than MAX_SEARCH_PIXELS, whatever min_face_size asks.
+    scale = search_scale(0.5, 20, four_k, None)
+    assert four_k[0] * four_k[1] * scale**2 <= MAX_SEARCH_PIXELS * 1.0001 and scale < 1.0
+    assert search_scale(0.5, 20, vga, (100.0, 150.0)) == 0.64  # a followed face's window
+
+
 @needs_yuface
 def test_yuface_through_ctypes_answers_as_its_binding_and_lets_go_of_the_gil():
     """The node calls yuface's library directly so that a search on a second thread runs beside the

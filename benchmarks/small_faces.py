@@ -25,9 +25,9 @@ from fer_ros.inference.pipeline import Pipeline, PipelineOptions
 from fer_ros.metrics import percentile
 
 WIDTHS = (16, 20, 24, 32)
-# (min_face_size, CNN_MIN_SIDE): the defaults (20, 24), the old default (40, with 24: x0.6), and
-# the searched width at 20, then smaller faces still.
-SETTINGS = ((40, 24), (20, 20), (20, 24), (16, 24), (12, 24))
+# (min_face_size, CNN_MIN_SIDE): the old default (40: the frame at detect_scale, x0.5), the
+# defaults (20, 20: x1.0), 20 px faces searched at 24 px (x1.2), then smaller faces still.
+SETTINGS = ((40, 20), (20, 20), (20, 24), (16, 20), (12, 20))
 FRAME_SIZES = ((640, 480), (1280, 720))
 
 

@@ -17,10 +17,11 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-# The smallest face YuNet finds reliably in the image it searches, with the head around it: faces
-# from taiwanese_dev in 640x480 frames were found 9 % of the time at 16 px, 97 % at 20 px and
-# 100 % at 24 px (benchmarks/faces.py, small_faces).
-CNN_MIN_SIDE = 24
+# The smallest face YuNet finds reliably in the image it searches, with the head around it
+# (benchmarks/faces.py, small_faces). Bringing 20 px faces to 24 px instead (x1.2 at 640x480)
+# found a few more of them but raised the node's latency tail with two faces past its target
+# (docs/faces.md).
+CNN_MIN_SIDE = 20
 # A followed face's window is searched with the face at this width: YuNet's smallest anchors are
 # 10-16 px, so it is still found reliably, and the window costs well under a millisecond.
 FOLLOW_CNN_SIDE = 64

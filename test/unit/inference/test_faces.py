@@ -146,7 +146,8 @@ def test_the_search_scale_brings_the_smallest_face_to_what_a_cnn_finds():
     from fer_ros.inference.search import CNN_MIN_SIDE, MAX_ENLARGE, MAX_SEARCH_PIXELS, search_scale
 
     vga, four_k = (480, 640), (2160, 3840)
-    assert search_scale(0.5, 20, vga, None) == CNN_MIN_SIDE / 20  # enlarged for 20 px faces
+    assert search_scale(0.5, 20, vga, None) == CNN_MIN_SIDE / 20  # 20 px faces: not shrunk
+    assert search_scale(0.5, 16, vga, None) == CNN_MIN_SIDE / 16 > 1.0  # enlarged for smaller
     assert search_scale(0.5, 96, vga, None) == 0.5  # detect_scale when min_face_size allows it
     assert search_scale(0.5, 8, vga, None) == MAX_ENLARGE
     # A 4K frame is searched at no more than MAX_SEARCH_PIXELS, whatever min_face_size asks.

@@ -112,16 +112,37 @@ def small_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+def pytest_addoption(parser):
+    # A test that passes only after (or before) another has left something behind is found by
+    # running the files the other way round: make test PYTEST_ARGS=--file-order=reverse.
+    parser.addoption(
+        "--file-order",
+        choices=("forward", "reverse"),
+        default="forward",
+        help="run the test files in reverse order (each file's tests keep their order)",
+    )
+
+
+def in_file_order(items, order: str) -> None:
+    """Reorder `items` so whole files run last-first (`reverse`), each file's tests in order."""
+    if order != "reverse":
+        return
+    files = list(dict.fromkeys(item.path for item in items))
+    rank = {path: i for i, path in enumerate(reversed(files))}
+    items.sort(key=lambda item: rank[item.path])  # stable: a file's own order stays
+
+
 # -- upstream ROS tools and interface packages -------------------------------------------------
 # `ros2 launch` / `ros2 topic ...` and vision_msgs / hri_msgs are not wheels: test/ros_tools.py
-# builds
-# them from ../shared/vendor/ros2 into a throw-away layer. That takes minutes, so the build starts
-# in the background as soon as a collected test asks for the layer, and overlaps the other tests.
+# builds them from ../shared/vendor/ros2 into a throw-away layer. That takes minutes, so the build
+# starts in the background as soon as a collected test asks for the layer, and overlaps the other
+# tests.
 
 _LAYER: dict = {}
 
 
 def pytest_collection_modifyitems(session, config, items):
+    in_file_order(items, config.getoption("--file-order"))
     if not any("ros_layer" in getattr(item, "fixturenames", ()) for item in items):
         return
     import tempfile

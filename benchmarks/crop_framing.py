@@ -3,18 +3,15 @@
 
 FER2013 and muxspace come as tight face crops with no boxes. To crop a detected face the way the
 model saw its training faces, run each detector on training faces padded into a larger canvas (so
-it
-sees some background) and measure its box (and landmarks) in units of the original crop's side.
+it sees some background) and measure its box (and landmarks) in units of the original crop's side.
 The crop rule then inverts that: crop side = box size x `side`, centre = box centre + `shift` x
 side.
 
 On padded crops Haar's box fills the crop (side 1.02): FER2013's faces were registered with a box
-of
-that kind. The CNN's box there is biased by the canvas' repeated edges: on whole photos (where both
-detectors see real surroundings) its crop by that rule came out 12 % larger than Haar's, and scored
-5 points lower. So the CNN's framing is chained through Haar's: Haar's box against the CNN's on
-whole
-photos (`--photos`, one face each), then Haar's framing on the training faces.
+of that kind. The CNN's box there is biased by the canvas' repeated edges: on whole photos (where
+both detectors see real surroundings) its crop by that rule came out 12 % larger than Haar's, and
+scored 5 points lower. So the CNN's framing is chained through Haar's: Haar's box against the CNN's
+on whole photos (`--photos`, one face each), then Haar's framing on the training faces.
 
     python benchmarks/crop_framing.py --data <dir> [--per-set 2000] --json
     benchmarks/results/crop_framing.json

@@ -1,12 +1,10 @@
 """Short fine-tuning runs on FER2013's raw pixels, judged on every dev figure at once.
 
 Each experiment fine-tunes a model (`model.init`, the shipped one unless --init) with `fer-ros
-train`
-for a few hundred steps, one lever changed, then scores its best checkpoint with
+train` for a few hundred steps, one lever changed, then scores its best checkpoint with
 benchmarks/cross_dataset.py on the four dev figures: PublicTest accuracy on FER2013's original
-labels,
-PublicTest accuracy on FER+'s majority labels, muxspace val macro-recall, and taiwanese_dev through
-the node's pipeline. Never on PublicTest alone; never trained on taiwanese_dev.
+labels, PublicTest accuracy on FER+'s majority labels, muxspace val macro-recall, and taiwanese_dev
+through the node's pipeline. Never on PublicTest alone; never trained on taiwanese_dev.
 
     python benchmarks/faces_anywhere_recipe.py run --data <dir> --runs runs/raw [--only T1,T2]
     [--threads 2]
@@ -14,10 +12,10 @@ the node's pipeline. Never on PublicTest alone; never trained on taiwanese_dev.
         --json benchmarks/results/faces_anywhere_recipe.json
 
 <dir> holds ferplus/ (tar -xJf ferplus.tar.xz), muxspace/ and taiwanese_dev/. `run` skips
-experiments
-that have a summary (it resumes); `collect` scores each finished run once (cached in its folder),
-adds any `--extra NAME=CHECKPOINT=WHAT` (a long run, an averaged model) and writes the table.
-The experiments of the filtered FER2013 copy are in benchmarks/results/faces_anywhere/ (history).
+experiments that have a summary (it resumes); `collect` scores each finished run once (cached in
+its folder), adds any `--extra NAME=CHECKPOINT=WHAT` (a long run, an averaged model) and writes the
+table. The experiments of the filtered FER2013 copy are in benchmarks/results/faces_anywhere/
+(history).
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 table.
 
 Each experiment is `fer-ros train` for 6 epochs on FER2013 (train = Training, val = PublicTest)
-with
-a base recipe plus one change, scored on PublicTest; a 6-epoch cosine schedule is short, so these
-compare levers against each other, not against the full 70-epoch run.
+with a base recipe plus one change, scored on PublicTest; a 6-epoch cosine schedule is short, so
+these compare levers against each other, not against the full 70-epoch run.
 
     python benchmarks/fer2013_cpu_recipe.py run --data <dir>/fer2013 --runs runs/recipe   # ~1 h
     on 2 cores

@@ -4,8 +4,7 @@ Each measured step is what `fer-ros train` does: the DataLoader hands over a uin
 in-memory FER2013-shaped data set (48x48 grey, decoded once), the batch goes to the device, is
 flipped/rotated/resized to 224x224 there (`fer_ros.training.augment`), and the model takes a
 forward + backward + SGD step (`fer_ros.training.train.train_step`). Warm-up steps (and
-compilation)
-are excluded; the figure is the median of timed windows.
+compilation) are excluded; the figure is the median of timed windows.
 
     python benchmarks/train_throughput.py                          # CPU, and CUDA when present
     python benchmarks/train_throughput.py --device cuda --steps 50 --compile

@@ -141,8 +141,7 @@ class Recognizer:
         self, frames: Iterable, fps: float = 30.0, *, bgr: bool = False
     ) -> Iterator[list[DetectedFace]]:
         """The faces of each frame of a sequence (arrays or paths) taken `fps` frames per second
-        apart,
-        tracked from frame to frame; a new stream starts from scratch."""
+        apart, tracked from frame to frame; a new stream starts from scratch."""
         if not (_finite(fps) and fps > 0):
             raise ConfigError(f"fps must be a positive number, not {short_repr(fps)}")
         with self._lock:

@@ -100,13 +100,11 @@ def staged_folder(out, force: bool = False, error=FerRosError, *, made_by=None, 
     """Yield a temporary folder beside `out`; it becomes `out` only if the block completes.
 
     An error, Ctrl-C, SIGTERM or SIGHUP removes it, so a folder named `out` is always a finished
-    run;
-    a process killed outright leaves `<out>.incomplete-<pid>-*`, which the next run for `out`
-    deletes.
-    An `out` that exists and is not empty raises `error` unless `force`, and even then it is
-    replaced
-    only when it is a folder `made_by(out)` recognises as this command's earlier output, and is not
-    the working folder, `/`, one of `inputs` or a folder holding any of them (`check_replaceable`).
+    run; a process killed outright leaves `<out>.incomplete-<pid>-*`, which the next run for `out`
+    deletes. An `out` that exists and is not empty raises `error` unless `force`, and even then it
+    is replaced only when it is a folder `made_by(out)` recognises as this command's earlier
+    output, and is not the working folder, `/`, one of `inputs` or a folder holding any of them
+    (`check_replaceable`).
     """
     out = Path(
         os.path.abspath(out)

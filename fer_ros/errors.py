@@ -4,8 +4,7 @@ Everything a person hands to fer_ros (a checkpoint, a data set, a bag, a config 
 frame) is checked where it is used, and a problem raises a `FerRosError` whose message is one line
 saying what is wrong and what to do. `fer-ros` (fer_ros.cli) catches them in one place: one line on
 stderr, exit code 2. Anything else that escapes a command is a failure of the run, not of its
-input:
-one line, exit code 1 (FER_ROS_DEBUG=1 shows the traceback).
+input: one line, exit code 1 (FER_ROS_DEBUG=1 shows the traceback).
 
 They are ValueErrors too: a bad input is a bad value, and callers that catch ValueError keep
 working.

@@ -133,8 +133,8 @@ def latency_stats(values) -> dict:
 
 def calibration_error(probs: np.ndarray, true: np.ndarray, bins: int = 15) -> float:
     """Expected calibration error: the gap between confidence (the arg-max probability) and
-    accuracy,
-    averaged over `bins` equal-width confidence bins weighted by how many answers fall in each."""
+    accuracy, averaged over `bins` equal-width confidence bins weighted by how many answers fall in
+    each."""
     probs, true = np.asarray(probs, np.float64), np.asarray(true)
     confidence, correct = probs.max(1), probs.argmax(1) == true
     edges = np.linspace(0.0, 1.0, bins + 1)

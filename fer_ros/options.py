@@ -32,11 +32,9 @@ def option(
     check: Callable[[Any], str | None] | None = None,
 ):
     """A dataclass field with its description, allowed range (either end may be open) or choices,
-    and
-    whether it may change while the node runs (`live=False`: it applies when the node is
-    configured).
-    `check`, for a rule a range or list cannot say, returns what the value must be when it is not
-    allowed (e.g. "auto, cpu, cuda or cuda:N"), else None."""
+    and whether it may change while the node runs (`live=False`: it applies when the node is
+    configured). `check`, for a rule a range or list cannot say, returns what the value must be
+    when it is not allowed (e.g. "auto, cpu, cuda or cuda:N"), else None."""
     return field(
         default=default,
         metadata={
@@ -157,8 +155,7 @@ def check(cls, **values: Any) -> None:
 class Checked:
     """Base of the options dataclasses: an instance is checked against its specs when it is made
     (the one place a choice or range is enforced; `Spec.problem` gives the reasons), so whoever
-    reads
-    an option need not check it again."""
+    reads an option need not check it again."""
 
     def __post_init__(self):
         check_options(self)

@@ -446,8 +446,7 @@ def draw_face(
     """One face showing `label`, filling a (size, size, 3) uint8 RGB image, background behind it.
 
     jitter in [0, 1] scales the random pose (rotation within ±15°, scale, shift); 0 gives a
-    frontal,
-    centred face. The expression's own geometry is sampled at any jitter.
+    frontal, centred face. The expression's own geometry is sampled at any jitter.
     """
     _check_label(label)
     face, alpha = _draw_face_layer(label, rng)
@@ -476,8 +475,7 @@ def draw_scene(
 
     Returns the frame and the face's box (x, y, w, h) in pixels, as a face detector reports it: the
     central part of the head, brows to chin (FACE_BOX of the square the head is drawn into). Grown
-    by
-    a 20 % margin on every side, as the pipeline crops, it is that square again, framed like
+    by a 20 % margin on every side, as the pipeline crops, it is that square again, framed like
     `draw_face`. face_range is the head square's side as a fraction of min(width, height).
     """
     _check_label(label)

@@ -8,13 +8,11 @@ names another).
     ros2 launch fer_ros fer.launch.py video:=/path/session.mp4       # or a video file, looped
 
 With camera:=true or video:=..., `fer-ros camera` runs beside the node as its camera driver (it
-loads
-the large-image profile itself, as the publisher must).
+loads the large-image profile itself, as the publisher must).
 
 The Fast DDS profile for camera-sized images is exported to every process this file starts, unless
 a profile is already set (a profile you chose is kept; fer_ros.ros.dds's rule); start the camera
-driver
-from the same launch (or export the variable for it) so that the publisher uses it too.
+driver from the same launch (or export the variable for it) so that the publisher uses it too.
 """
 
 import os
@@ -101,8 +99,7 @@ def generate_launch_description():
                 description="Node parameters",
             ),
             # fer_ros.ros.dds owns the rule: a profile or allocator setting already chosen is kept,
-            # and the
-            # profile goes under the one variable this Fast DDS reads.
+            # and the profile goes under the one variable this Fast DDS reads.
             *(
                 SetEnvironmentVariable(name, env[name])
                 for name in (profile_variable(), "GLIBC_TUNABLES")

@@ -78,8 +78,8 @@ def main() -> int:
     results.mkdir(parents=True, exist_ok=True)
     shipped = models / f"{args.name}.safetensors"
     # The repository names no machine's paths: the data root becomes "<dir>/<its folder name>" in
-    # the
-    # checkpoint's resolved config and in the config beside it (the weights are copied unchanged).
+    # the checkpoint's resolved config and in the config beside it (the weights are copied
+    # unchanged).
     model, meta = load_checkpoint(args.run / "best.safetensors")
     if args.average_with:
         meta.provenance["weights_averaged"] = average_weights(model, args.average_with, args.alpha)
@@ -225,8 +225,7 @@ def average_weights(model, base_path: Path, alpha: float) -> dict:
 def calibrate(checkpoint: Path, root: Path, publictest: Path) -> dict:
     """Fit a temperature on <root>/val/<class>/*.jpg and on PublicTest's faces (fer2013.csv in
     `publictest`, original labels) together: one answer's confidence should mean the same on
-    FER2013
-    and on news photos. Applied when it lowers the ECE of the two together."""
+    FER2013 and on news photos. Applied when it lowers the ECE of the two together."""
     import cv2
     import numpy as np
 

@@ -5,10 +5,9 @@ DDS (fer_node, fer-ros, launch); test/package/ checks the install, the docs and 
 
 Imports in this process read fer_ros's Python modules from the SOURCE tree and only what the build
 generates (fer_ros.msg and its compiled type support, which the source tree lacks) from the
-installed
-package: a unit test sees an edit at once (`make unit`), without reinstalling. Child processes
-(fer-ros, fer_node, launch) run the installed package, so the ros/ and package/ tests need
-`make install` after an edit (`make test` does it).
+installed package: a unit test sees an edit at once (`make unit`), without reinstalling. Child
+processes (fer-ros, fer_node, launch) run the installed package, so the ros/ and package/ tests
+need `make install` after an edit (`make test` does it).
 """
 
 import os

@@ -5,8 +5,7 @@ import zlib
 
 def png_bomb(width: int, height: int) -> bytes:
     """A valid grey PNG of width x height zeros, compressed a hundredfold and more: a few hundred
-    KB
-    that a decoder would turn into width x height x 3 bytes. Streamed, so the test never holds
+    KB that a decoder would turn into width x height x 3 bytes. Streamed, so the test never holds
     it."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:

@@ -7,8 +7,7 @@ README.md) on machines that have them; they are never copied into this project. 
 unpacks them under a folder the caller owns (a pytest tmp dir), builds the interface packages with
 colcon + rosidl against the wheels (as test_colcon.py builds fer_ros), pip-installs the pure-Python
 tools and their missing PyPI dependencies into the same prefix, and returns the environment in
-which
-`ros2` sees the layer, the venv and the fer_ros that `make install` put there.
+which `ros2` sees the layer, the venv and the fer_ros that `make install` put there.
 
 Importing this module imports nothing of ROS.
 """
@@ -54,8 +53,7 @@ PYPI_DEPENDENCIES = (("osrf-pycommon==2.0.2", "osrf_pycommon"), ("psutil==7.2.2"
 # CMAKE_PROJECT_INCLUDE for the upstream packages, the fix fer_ros's CMakeLists.txt carries itself:
 # the wheels' exported *__rosidl_generator_py targets name the include directories of the machine
 # that built the wheels (/opt/python/...), which CMake rejects. Deferred to the end of the
-# top-level
-# directory so that every target rosidl_generate_interfaces pulled in is covered.
+# top-level directory so that every target rosidl_generate_interfaces pulled in is covered.
 _WHEELS_FIX_CMAKE = r"""
 function(_wheels_fix_rosidl_generator_py_includes)
   execute_process(

@@ -136,8 +136,7 @@ def node_params(
     params_file: Path | None, overrides: list[str], checkpoint: str | None, namespace: str = ""
 ) -> dict:
     """fer_node's parameters as the node itself would get them: the shipped config/fer.yaml, then
-    the
-    params file, then -p NAME:=VALUE, parsed and matched by rcl (wildcards such as /**/fer_node
+    the params file, then -p NAME:=VALUE, parsed and matched by rcl (wildcards such as /**/fer_node
     included) for a node named fer_node in `namespace`, and checked against the node's
     declarations."""
     import rclpy

@@ -11,8 +11,7 @@ evaluated offline on anyone's own labelled faces:
 Frames carry the decoded pixels (mono8 for grey images, rgb8 for colour) unless --encoding asks for
 jpeg/png CompressedImage frames. Class folders are named as data sets name them ("anger", "Happy":
 mapped to fer_ros's labels); a folder with another name keeps its name, and bag-eval reports it as
-a
-label the model does not know. Files that cannot be read are skipped and listed, never dropped
+a label the model does not know. Files that cannot be read are skipped and listed, never dropped
 silently.
 """
 

@@ -251,8 +251,7 @@ def staged_bag(out: str | Path, storage: str, force: bool = False, inputs=()):
 # -- types ------------------------------------------------------------------------------------
 
 # rosbags then writes and reads our messages in rosbag2 files as rclpy serialises them, with the
-# same
-# type hashes, so a real `ros2 bag` can read them too.
+# same type hashes, so a real `ros2 bag` can read them too.
 
 
 MESSAGES = ("EmotionStamped", "EmotionArray", "FrameTiming")

@@ -222,9 +222,8 @@ def play_and_listen(
     on_result(msg, stamp_offset_ns) for every fer_ros/EmotionArray that comes back on /emotions.
 
     Waits until something subscribes to `topic` (the node) and `listeners` subscriptions of
-    /emotions
-    (this one included) exist, plays at `rate`, then waits for the answers still in flight.
-    Returns (sent, received, stamp offset ns, seconds of playing).
+    /emotions (this one included) exist, plays at `rate`, then waits for the answers still in
+    flight. Returns (sent, received, stamp offset ns, seconds of playing).
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -3,13 +3,10 @@
 The training faces (FER2013, muxspace) come pre-cropped, with no boxes, and a detector's box is not
 their framing: YuNet's box is narrow and tall and sits inside the crop, Haar's fills it. So each
 detector has a `Framing`, measured on training faces padded into a larger canvas and on whole
-photos
-(benchmarks/crop_framing.py, results in benchmarks/results/crop_framing.json): the training crop
-is a
-square `side` times the box's size, centred `shift` (in crop sides) from the box's centre.
-Inverting it
-gives the crop the model saw while training; training augmentation jitters scale and position
-around that same point.
+photos (benchmarks/crop_framing.py, results in benchmarks/results/crop_framing.json): the training
+crop is a square `side` times the box's size, centred `shift` (in crop sides) from the box's
+centre. Inverting it gives the crop the model saw while training; training augmentation jitters
+scale and position around that same point.
 
 Modes (`face_crop`):
   framed   the training framing, grown by `face_margin` per side (default)
@@ -38,14 +35,11 @@ class Framing:
 
 
 # benchmarks/results/crop_framing.json. Haar: its box on padded training faces ("pooled": FER2013
-# and
-# muxspace weighed equally); it fills the crop, as the box FER2013's faces were registered with
-# did.
-# YuNet: chained through Haar's box on whole photos ("yuface_chained_through_haar"). Measured on
-# padded
-# faces directly, YuNet's box gave a crop 12 % larger than Haar's on whole photos, scoring 5 points
-# lower
-# on taiwanese_dev: the canvas' repeated edges bias where a CNN puts its box.
+# and muxspace weighed equally); it fills the crop, as the box FER2013's faces were registered with
+# did. YuNet: chained through Haar's box on whole photos ("yuface_chained_through_haar"). Measured
+# on padded faces directly, YuNet's box gave a crop 12 % larger than Haar's on whole photos,
+# scoring 5 points lower on taiwanese_dev: the canvas' repeated edges bias where a CNN puts its
+# box.
 FRAMINGS = {
     "yuface": Framing(1.0491, (-0.012, -0.0045)),
     "haar": Framing(1.0227, (-0.0018, -0.0018)),
@@ -88,8 +82,7 @@ def square_crop(rgb: np.ndarray, cx: float, cy: float, side: float) -> np.ndarra
 
 def aligned_crop(rgb: np.ndarray, face: Face, side: float, margin: float) -> np.ndarray:
     """The face warped so its five landmarks land where TEMPLATE puts them in a crop of `side`
-    grown by
-    `margin` per side (rotation, scale and shift only)."""
+    grown by `margin` per side (rotation, scale and shift only)."""
     s = max(2, int(round(side)))
     target = (0.5 + (TEMPLATE - 0.5) / (1.0 + 2.0 * margin)) * s  # (5, 2) pixels of the crop
     matrix, _ = cv2.estimateAffinePartial2D(
@@ -106,8 +99,7 @@ def face_crop(
     rgb: np.ndarray, face: Face, detector: str, mode: str = "framed", margin: float = 0.0
 ) -> np.ndarray:
     """The crop of `face` (found by `detector`, by name) that the model is given; may be empty for
-    a
-    degenerate box. `detector` none: the frame itself."""
+    a degenerate box. `detector` none: the frame itself."""
     height, width = rgb.shape[:2]
     framing = FRAMINGS.get(detector)
     if mode == "box" or framing is None:

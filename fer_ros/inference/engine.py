@@ -281,10 +281,8 @@ class Engine:
 
     Build with `Engine.from_checkpoint(path, ...)` or `Engine(model, meta, ...)`; see the module
     docstring for the back-ends. `threads` sets PyTorch's (process-wide) and ONNX Runtime's CPU
-    threads;
-    `spin` lets ONNX Runtime's threads spin-wait (faster on an idle CPU, much slower on a busy
-    one);
-    `compile` and `batch_sizes` shape the CUDA path.
+    threads; `spin` lets ONNX Runtime's threads spin-wait (faster on an idle CPU, much slower on a
+    busy one); `compile` and `batch_sizes` shape the CUDA path.
     """
 
     def __init__(

@@ -37,8 +37,8 @@ FOLLOW_MIN_SIDE = 36  # pixels a followed face keeps in Haar's shrunk window
 @dataclass(frozen=True)
 class Face:
     """One detected face. `landmarks`: (5, 2) float32 in the frame's pixels, in the image's
-    left-to-right
-    order: eye, eye, nose tip, mouth corner, mouth corner (None when the detector gives none)."""
+    left-to-right order: eye, eye, nose tip, mouth corner, mouth corner (None when the detector
+    gives none)."""
 
     box: Box
     landmarks: np.ndarray | None = None
@@ -237,10 +237,8 @@ def load_yuface():
 
 
 # libfacedetection's C++ entry point in the pinned yuface wheel: facedetect_cnn(result_buffer, bgr,
-# width,
-# height, step). yuface's own binding holds the GIL for the whole search; called through ctypes it
-# lets
-# go, so a search on a second thread runs beside the frames (as OpenCV's do).
+# width, height, step). yuface's own binding holds the GIL for the whole search; called through
+# ctypes it lets go, so a search on a second thread runs beside the frames (as OpenCV's do).
 FACEDETECT_CNN = "_Z14facedetect_cnnPhS_iii"
 FACEDETECT_BUFFER = (
     0x20000  # bytes: an int count, then 16 int16 per face (libfacedetection's examples' size)
@@ -280,16 +278,15 @@ def yuface_without_the_gil(library: Path):
 
 class YuFaceDetector:
     """YuNet (libfacedetection) with its weights compiled into the `yuface` wheel: nothing to
-    download,
-    no model file to bring. Boxes and the five landmarks."""
+    download, no model file to bring. Boxes and the five landmarks."""
 
     name = "yuface"
 
     def __init__(self, options: DetectorOptions):
         self.detect = load_yuface()
         # yuface's own binding holds the GIL while it searches; load_yuface calls its library
-        # through
-        # ctypes instead, which lets go of it (unless the pinned wheel's symbol is missing).
+        # through ctypes instead, which lets go of it (unless the pinned wheel's symbol is
+        # missing).
         self.releases_gil = getattr(self.detect, "releases_gil", False)
         self.options = options
 

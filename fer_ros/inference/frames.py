@@ -24,8 +24,7 @@ def check_size(width: int, height: int, what: str = "image") -> None:
 
 def to_rgb(image: np.ndarray, color: str = "rgb") -> np.ndarray:
     """An (H, W, 3) uint8 RGB array from an 8-bit grey, RGB/BGR or RGBA/BGRA array (`color` names
-    the
-    order of a colour array's channels)."""
+    the order of a colour array's channels)."""
     if color not in COLORS:
         raise FrameError(f"color must be one of {', '.join(COLORS)}, not {color!r}")
     if not isinstance(image, np.ndarray):

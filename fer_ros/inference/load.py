@@ -8,9 +8,8 @@ import logging
 log = logging.getLogger(__name__)
 
 # fer_node's default for OpenCV's threads (its detect_threads parameter, a ROS-side setting): with
-# all cores, OpenCV's workers fight the model's and every other process's for a busy CPU (the
-# demo's 640x480 clip spent 75-170 ms a frame in detection instead of 20-30 on a loaded 2-core
-# machine).
+# all cores, OpenCV's workers fight the model's and every other process's for a busy CPU, and the
+# background search slows every frame it overlaps (docs/benchmarks.md, "Node").
 DETECT_THREADS = 1
 
 

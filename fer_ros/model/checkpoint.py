@@ -1,12 +1,9 @@
 """The fer_ros checkpoint: one `.safetensors` file holding the weights, with everything needed to
-use
-them (labels in output order, architecture, input size, colour mode, mean/std, provenance) as JSON
-in
-the safetensors header (`__metadata__["fer_ros"]`).
+use them (labels in output order, architecture, input size, colour mode, mean/std, provenance) as
+JSON in the safetensors header (`__metadata__["fer_ros"]`).
 
 Loading never unpickles anything: safetensors is a flat tensor format, and a pickle-based torch
-file
-handed in by mistake is recognised and refused before any of it is read.
+file handed in by mistake is recognised and refused before any of it is read.
 """
 
 from __future__ import annotations
@@ -71,8 +68,8 @@ class ModelMeta:
     train_config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     # Softmax temperature the engine applies (probabilities as softmax(logits / T)): fitted on
-    # held-out
-    # faces so that `confidence` means what it says; 1 = as trained. Never changes the arg-max.
+    # held-out faces so that `confidence` means what it says; 1 = as trained. Never changes the
+    # arg-max.
     temperature: float = 1.0
     created: str = field(default_factory=_now)
 
@@ -166,9 +163,8 @@ def _within(value, low: float, high: float, kind: type) -> bool:
 def save_checkpoint(
     path: str | Path, model: MiTFusion, meta: ModelMeta, dtype: torch.dtype | None = None
 ) -> Path:
-    """Write `model`'s weights and `meta` to one .safetensors file, atomically (a reader never
-    sees a
-    half-written file). `dtype=torch.float16` halves the size; loading casts back to float32."""
+    """Write `model`'s weights and `meta` to one .safetensors file, atomically (a reader never sees
+    a half-written file). `dtype=torch.float16` halves the size; loading casts back to float32."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -179,8 +175,7 @@ def save_checkpoint(
         state[k] = (v.to(dtype) if dtype is not None and v.is_floating_point() else v).contiguous()
     with atomic_file(path) as tmp:
         # One metadata entry only: safetensors writes several in hash order, and the same
-        # checkpoint
-        # saved twice would then differ in bytes (and in checkpoint_id).
+        # checkpoint saved twice would then differ in bytes (and in checkpoint_id).
         save_file(state, str(tmp), metadata={_META_KEY: meta.to_json()})
     return path
 

@@ -1,10 +1,9 @@
 """ONNX export of a fer_ros checkpoint (`fer-ros export`), and the export cache the engine uses.
 
 The exported graph takes the normalised (N, 3, S, S) float32 tensor `fer_ros.model.preprocess`
-makes and
-returns logits (N, classes); the batch axis is dynamic. The checkpoint's metadata is copied into
-the
-ONNX file's `metadata_props` ("fer_ros"), so the labels and preprocessing travel with it.
+makes and returns logits (N, classes); the batch axis is dynamic. The checkpoint's metadata is
+copied into the ONNX file's `metadata_props` ("fer_ros"), so the labels and preprocessing travel
+with it.
 """
 
 from __future__ import annotations
@@ -64,8 +63,8 @@ def export_onnx(
                 "ignore", DeprecationWarning
             )  # the TorchScript exporter is "legacy"
             # The fusion block turns feature-map sizes into pooling kernels; the export fixes the
-            # input
-            # size, so the tracer's "converting a tensor to a Python integer" warning is expected.
+            # input size, so the tracer's "converting a tensor to a Python integer" warning is
+            # expected.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             if dynamo:
                 batch = torch.export.Dim("batch", min=1, max=4096)
@@ -113,15 +112,12 @@ def cached_onnx(
     model: torch.nn.Module, input_size: int, weights_key: str, meta_json: str | None = None
 ) -> Path:
     """The ONNX export of `model`, made once per weights (`weights_key`, e.g. the checkpoint's
-    sha256)
-    and input size, and reused from the cache afterwards.
+    sha256) and input size, and reused from the cache afterwards.
 
     Beside `<hash>.onnx` lies `<hash>.onnx.json`: the key it was built from and the file's own
-    sha256.
-    A cache file that does not match it (replaced, truncated, or from a fer_ros that wrote no
-    record)
-    is rebuilt, with a warning, rather than run: the cache is outside the checkpoint's identity, so
-    a swapped file would otherwise change every answer under the checkpoint's name.
+    sha256. A cache file that does not match it (replaced, truncated, or from a fer_ros that wrote
+    no record) is rebuilt, with a warning, rather than run: the cache is outside the checkpoint's
+    identity, so a swapped file would otherwise change every answer under the checkpoint's name.
     """
     key = f"{weights_key}|{input_size}|{DEFAULT_OPSET}|{EXPORT_VERSION}|{torch.__version__}"
     path = cache_dir() / "onnx" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.onnx"

@@ -2,8 +2,8 @@
 
 Counted: every Conv2d and Linear (weights x output positions, as the paper's "0.425 B FLOPs" and
 most vision papers count, 0.421 G for MiT-b0 at 224x224, benchmarks/results/bench_cpu.json), and
-separately the two attention
-products (Q K^T and attn V). Not counted: norms, activations, softmax, pooling, additions.
+separately the two attention products (Q K^T and attn V). Not counted: norms, activations, softmax,
+pooling, additions.
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Layout follows timm's `pvt_v2.py`: building blocks, the model, then the named variants.
 
 The encoder is MiT-b0..b5. The head max-pools the stage outputs F1..F3 to F4's grid (kernel =
-stride
-= 8, 4, 2 at 224x224; adaptive windows where a size is not divisible by 32), concatenates them with
-F4, projects back to F4's width with a 1x1 convolution (F_R), and re-weights F4 with it:
+stride = 8, 4, 2 at 224x224; adaptive windows where a size is not divisible by 32), concatenates
+them with F4, projects back to F4's width with a 1x1 convolution (F_R), and re-weights F4 with it:
 F_N = F4 + F4 * F_R. Global average pooling, dropout and a linear layer give the logits. With 7
 classes MiT-b0 + fusion has exactly 3,452,519 parameters.
 
@@ -241,13 +240,10 @@ def max_pool_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Adaptive max-pooling of (B, C, H, W) to (B, C, *size), in a form every exporter accepts.
 
     When the grid divides evenly this is the paper's fixed pooling (kernel = stride = H / size: 8,
-    4, 2
-    for F1..F3 at 224x224 and at every multiple of 32). Otherwise (e.g. 48x48 or 112x112 inputs,
-    where
-    the strided convolutions round up) the windows are adaptive pooling's, floor(i * H / h) to
-    ceil((i + 1) * H / h), taken one axis at a time (a max over a rectangle is a max of maxes),
-    because
-    the ONNX exporter refuses adaptive_max_pool2d for uneven grids.
+    4, 2 for F1..F3 at 224x224 and at every multiple of 32). Otherwise (e.g. 48x48 or 112x112
+    inputs, where the strided convolutions round up) the windows are adaptive pooling's, floor(i *
+    H / h) to ceil((i + 1) * H / h), taken one axis at a time (a max over a rectangle is a max of
+    maxes), because the ONNX exporter refuses adaptive_max_pool2d for uneven grids.
     """
     # Plain ints: the ONNX export has a fixed input size, and pooling kernels must be constants
     # there.

@@ -63,8 +63,7 @@ class Preprocess:
         self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu"
     ) -> torch.Tensor:
         """Crops -> uint8 (N, 3, S, S) on `device`, colour mode applied, not normalised (for
-        callers
-        that augment first). A GPU gets it through pinned memory, asynchronously."""
+        callers that augment first). A GPU gets it through pinned memory, asynchronously."""
         batch = torch.from_numpy(self.resize(crops))  # (N, S, S, 3) uint8
         if torch.device(device).type != "cpu":
             batch = batch.pin_memory().to(

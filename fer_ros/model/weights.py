@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 _HEAD_PREFIXES = ("head.", "classifier.", "decode_head.")
 
 # (pattern, replacement) from each layout to our encoder's names. Block-internal names of the
-# official
-# release equal ours, apart from the depth-wise conv's extra level.
+# official release equal ours, apart from the depth-wise conv's extra level.
 _OFFICIAL = [
     (r"^patch_embed(\d)\.(proj|norm)\.", lambda m: f"stages.{int(m[1]) - 1}.patch_embed.{m[2]}."),
     (r"^block(\d)\.(\d+)\.", lambda m: f"stages.{int(m[1]) - 1}.blocks.{m[2]}."),
@@ -113,8 +112,7 @@ class ImportReport:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a .safetensors file, or of a torch file loaded with weights_only=True (never
-    unpickles
-    arbitrary objects). A checkpoint wrapping its weights in "state_dict" or "model" is
+    unpickles arbitrary objects). A checkpoint wrapping its weights in "state_dict" or "model" is
     unwrapped."""
     path = existing_file(path, "weights file", CheckpointError)
     if path.suffix == ".safetensors":
@@ -154,9 +152,8 @@ def convert_state_dict(
     state_dict: dict[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], ImportReport]:
     """Rename a MiT state dict of any known layout to our `MiT` encoder's names (key and value
-    fused
-    into `attn.kv`). The report's `missing` is left empty: only a model knows what it lacks; its
-    `origin` maps each converted name back to the file's."""
+    fused into `attn.kv`). The report's `missing` is left empty: only a model knows what it lacks;
+    its `origin` maps each converted name back to the file's."""
     layout = detect_layout(state_dict)
     rules = [(re.compile(p), r) for p, r in _LAYOUTS[layout][1]]
     out: dict[str, torch.Tensor] = {}

@@ -6,13 +6,12 @@ sensor_msgs/Image.
     fer-ros camera --video session.mp4 --loop   # a recording, at its own frame rate (or --rate)
     fer-ros run                                 # fer_node listens on /camera/image_raw
 
-Frames go out as bgr8 (what OpenCV decodes; fer_node converts any encoding) with --frame-id and
-the time each goes out as its stamp (a file's frame is "captured" when its turn comes). This
-process is the publisher, so it is the one that
-must load the large-image Fast DDS profile (fer_ros.ros.dds): it does so itself, before rclpy
-starts, as it tunes its allocator; without that, best-effort 640x480 frames are lost in transport.
-A camera and a file share one path: the camera is a source whose frames never end and come at
-their own pace; a file is paced by its frame rate.
+Frames go out as bgr8 (what OpenCV decodes; fer_node converts any encoding) with --frame-id and the
+time each goes out as its stamp (a file's frame is "captured" when its turn comes). This process is
+the publisher, so it is the one that must load the large-image Fast DDS profile (fer_ros.ros.dds):
+it does so itself, before rclpy starts, as it tunes its allocator; without that, best-effort
+640x480 frames are lost in transport. A camera and a file share one path: the camera is a source
+whose frames never end and come at their own pace; a file is paced by its frame rate.
 """
 
 from __future__ import annotations

@@ -3,11 +3,9 @@
 Fast DDS's default shared-memory segment (512 KB) belongs to the publishing process and is smaller
 than a 640x480 RGB frame: best-effort frames are then silently lost and reliable ones resent after
 delays. The shipped profile's 128 MB segment carries frames up to 12 MP (4000x3000); keeping glibc
-from
-returning multi-MB buffers to the system spares an mmap/munmap per frame. The publisher (camera
-driver) must load the profile: setting it only in the subscriber changes nothing. Figures:
-docs/ros.md,
-"Camera-sized images between processes".
+from returning multi-MB buffers to the system spares an mmap/munmap per frame. The publisher
+(camera driver) must load the profile: setting it only in the subscriber changes nothing. Figures:
+docs/ros.md, "Camera-sized images between processes".
 """
 
 import ctypes
@@ -34,9 +32,9 @@ def tune_allocator() -> bool:
 
 
 # Fast DDS 3 (Kilted and later) reads the first, Fast DDS 2 (Humble, Jazzy) only the second. With
-# the
-# wrong one, Jazzy keeps its 512 KB shared-memory segment and loses most 640x480 frames; with both,
-# Kilted warns in every process that the second is deprecated. So only the one that counts is set.
+# the wrong one, Jazzy keeps its 512 KB shared-memory segment and loses most 640x480 frames; with
+# both, Kilted warns in every process that the second is deprecated. So only the one that counts is
+# set.
 PROFILE_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
 
@@ -81,10 +79,9 @@ def large_image_env(base: dict | None = None) -> dict:
 
 def prepare_publisher() -> str:
     """Make this process a camera-image publisher: the large-image profile (under the name this
-    Fast DDS
-    reads, a profile already chosen kept) and the allocator settings. Call before rclpy.init: Fast
-    DDS
-    reads the profile when the first participant is created. Returns the profile's path."""
+    Fast DDS reads, a profile already chosen kept) and the allocator settings. Call before
+    rclpy.init: Fast DDS reads the profile when the first participant is created. Returns the
+    profile's path."""
     name = profile_variable()
     os.environ.setdefault(name, large_image_env()[name])
     tune_allocator()

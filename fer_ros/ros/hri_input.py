@@ -1,10 +1,8 @@
 """`detector: hri`: faces from an existing ROS4HRI face detector instead of fer_node's own.
 
 A REP-155 face detector (e.g. ros4hri's hri_face_detect) publishes the ids of the faces it follows
-on
-`/humans/faces/tracked` (hri_msgs/IdsList) and each face's image on `/humans/faces/<id>/cropped`
-(the
-face cut from the camera frame) or `/humans/faces/<id>/aligned` (the face turned upright), as
+on `/humans/faces/tracked` (hri_msgs/IdsList) and each face's image on `/humans/faces/<id>/cropped`
+(the face cut from the camera frame) or `/humans/faces/<id>/aligned` (the face turned upright), as
 sensor_msgs/Image. fer_node subscribes to the image of every tracked id (`hri_face_image` chooses
 which), classifies the newest image of each face in one batch with the same engine, and publishes:
 
@@ -17,8 +15,7 @@ which), classifies the newest image of each face in one batch with the same engi
   newest image
 
 The detector owns `/humans/faces/tracked` and the faces' `roi`: fer_node publishes neither in this
-mode.
-A face's subscription and publisher go when its id leaves the tracked list.
+mode. A face's subscription and publisher go when its id leaves the tracked list.
 
 The tracked list is a peer's message, so nothing in it may stop the node or swamp it: at most
 `hri_max_faces` ids are followed (those already followed first, then new ones in the list's order;
@@ -184,9 +181,8 @@ class HriFaces:
         self, pipeline, tracks: dict, model_id: str, classes, dropped
     ) -> tuple[list, float]:
         """The newest image of every face classified in one batch, each face's Expression
-        published:
-        (EmotionStamped per face, classify ms). `tracks` (ROS4HRI id -> smoothing state) is the
-        caller's; `dropped(face, error)` hears of an image that cannot be read."""
+        published: (EmotionStamped per face, classify ms). `tracks` (ROS4HRI id -> smoothing state)
+        is the caller's; `dropped(face, error)` hears of an image that cannot be read."""
         followed = self.followed
         for face in [face for face in tracks if face not in followed]:  # smoothing of faces gone
             del tracks[face]

@@ -2,10 +2,9 @@
 
 Nothing here restates a setting. The engine's (`EngineOptions`) and the pipeline's
 (`PipelineOptions`) dataclass fields are the parameters, under their own names, defaults, ranges
-and
-descriptions; `NodeOptions` adds what only a ROS node has (subscription QoS, rate cap,
-diagnostics).
-config/fer.yaml and docs/parameters.md's table are checked against this list by the tests.
+and descriptions; `NodeOptions` adds what only a ROS node has (subscription QoS, rate cap,
+diagnostics). config/fer.yaml and docs/parameters.md's table are checked against this list by the
+tests.
 """
 
 from __future__ import annotations

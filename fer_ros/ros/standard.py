@@ -12,8 +12,7 @@ too small to read, narrower than min_classify_size) and a transient-local `~/lab
 ROS4HRI: `/humans/faces/tracked` (IdsList of the faces followed now) and, per face,
 `/humans/faces/<id>/roi` (NormalizedRegionOfInterest2D) and `/humans/faces/<id>/expression`
 (Expression). Face ids are `face<face_id>` (a topic name token may not start with a digit). A
-face's
-topics are withdrawn when the tracker forgets it.
+face's topics are withdrawn when the tracker forgets it.
 """
 
 from __future__ import annotations
@@ -24,9 +23,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
 # fer_ros label -> hri_msgs/Expression constant. contempt has no constant and no close one (the
-# list's
-# nearest, "skeptical" or "annoyed", mean something else): a contempt face gets no expression
-# message.
+# list's nearest, "skeptical" or "annoyed", mean something else): a contempt face gets no
+# expression message.
 HRI_EXPRESSIONS = {
     "angry": "ANGRY",
     "disgust": "DISGUSTED",

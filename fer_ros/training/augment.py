@@ -2,12 +2,10 @@
 
 Data sets hand over uint8 images, (B, H, W, C) with C = 1 (grey) or 3 (RGB), at their stored size.
 Everything after that runs here, on whole batches, on the device the model lives on: the random
-flip,
-rotation, zoom and shift are one affine warp that also resizes to the model's input, so a 48x48
-FER2013 batch becomes a 224x224 one in a single `grid_sample` call. On a GPU this costs
-microseconds
-per batch and the CPU workers only have to index arrays; on the CPU it is still cheaper than
-per-image OpenCV calls.
+flip, rotation, zoom and shift are one affine warp that also resizes to the model's input, so a
+48x48 FER2013 batch becomes a 224x224 one in a single `grid_sample` call. On a GPU this costs
+microseconds per batch and the CPU workers only have to index arrays; on the CPU it is still
+cheaper than per-image OpenCV calls.
 
 Without augmentation (validation, evaluation) the resize is plain bilinear interpolation, as in
 `fer_ros.model.preprocess`, so the model sees at training time what it will see at inference time.

@@ -4,12 +4,11 @@ line.
 The defaults are the seed paper's protocol (FER2013 / AffectNet with MiT-b0) as far as the paper
 states it: 224x224 inputs, grey replicated to three channels, horizontal flip and rotation within
 ±30°, batch 48, lr 1e-4, momentum 0.9, weight decay 1e-3, learning rate divided by 10 when
-validation
-accuracy has not improved (ReduceLROnPlateau, patience 2), stop after more than 8 epochs without
-improvement, at most 50 epochs, encoder from ImageNet MiT weights. Where the paper is silent the
-bundled configs say what they chose and why (docs/training.md, "The paper's protocol and
-fer_ros"). The
-resolved configuration is written beside every checkpoint, so a run can always be repeated.
+validation accuracy has not improved (ReduceLROnPlateau, patience 2), stop after more than 8 epochs
+without improvement, at most 50 epochs, encoder from ImageNet MiT weights. Where the paper is
+silent the bundled configs say what they chose and why (docs/training.md, "The paper's protocol and
+fer_ros"). The resolved configuration is written beside every checkpoint, so a run can always be
+repeated.
 
 Every field is an `option()` (fer_ros.options), as the node's parameters are: `check` holds each
 value to its range or choices before any data is read, and the code that uses a value trusts it.

@@ -5,12 +5,10 @@
 
 Images go through `fer_ros.inference.engine.Engine` with the back-end the node would pick (ONNX
 Runtime on a CPU, PyTorch on a GPU) and the checkpoint's own preprocessing, so the figures are
-those
-a deployed model gets; the report names the back-end. Training scores its validation and test
+those a deployed model gets; the report names the back-end. Training scores its validation and test
 splits with the same `predict` (`confusion` is its confusion matrix, `checkpoint_metrics` the
 metrics of a checkpoint on a split). Writes metrics.json (accuracy, macro-F1, per-class
-recall/precision/
-F1), confusion.json and confusion.png, and prints a short table.
+recall/precision/F1), confusion.json and confusion.png, and prints a short table.
 """
 
 from __future__ import annotations
@@ -57,9 +55,8 @@ def predict(
     engine, dataset, batch_size: int = 64, tta: str = "none", indices=None, progress: bool = False
 ) -> tuple[np.ndarray, torch.Tensor]:
     """(probabilities (N, classes), true class (N,), -1 for unusable samples) of `engine` over a
-    data
-    set (or the `indices` of it). tta: "flip" averages each face with its mirror image; "random:N"
-    averages N random flips and rotations (as in training, from a fixed seed)."""
+    data set (or the `indices` of it). tta: "flip" averages each face with its mirror image;
+    "random:N" averages N random flips and rotations (as in training, from a fixed seed)."""
     check_tta(tta)
     rotate = float(engine.meta.train_config.get("augment", {}).get("rotate", TTA_ROTATE))
     indices = range(len(dataset)) if indices is None else list(indices)

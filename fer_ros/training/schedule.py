@@ -9,8 +9,7 @@ def lr_at(step: int, cfg, base_lr: float, total_steps: int, plateau_scale: float
     """Learning rate at optimizer step `step`: linear warm-up, then the schedule.
 
     plateau: base_lr times the factor the plateau rule has accumulated; cosine: from base_lr down
-    to
-    min_lr over total_steps; constant: base_lr.
+    to min_lr over total_steps; constant: base_lr.
     """
     warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
     if cfg.schedule == "cosine":
@@ -28,9 +27,8 @@ class Plateau:
 
     The best epoch is any improvement: it selects the checkpoint and starts the early-stop count.
     The lr follows ReduceLROnPlateau(mode="max", threshold=1e-4 relative, cooldown 0): when
-    `patience`
-    + 1 epochs in a row fail to beat its own best by the threshold, the lr scale is multiplied by
-    `factor` (never below `floor`) and the count starts again.
+    `patience` + 1 epochs in a row fail to beat its own best by the threshold, the lr scale is
+    multiplied by `factor` (never below `floor`) and the count starts again.
     """
 
     THRESHOLD = 1e-4  # torch's default: an improvement must exceed best * (1 + 1e-4)

@@ -79,8 +79,7 @@ def join_training_sets(main, extras: list, extra_weight: float):
 
     The extras are brought to the main set's stored size and target kind: a folder set read at the
     input size joins FER2013's 48x48 CSV faces, and its class indices become one-hot rows beside
-    FER+
-    vote distributions. The main set is left as it is, so adding extras changes nothing of its
+    FER+ vote distributions. The main set is left as it is, so adding extras changes nothing of its
     faces.
     """
     if not extras:
@@ -133,10 +132,9 @@ def _like(extra: ArrayDataset, main: ArrayDataset) -> ArrayDataset:
 
 def training_splits(cfg: Config) -> tuple[dict, dict, torch.Tensor | None]:
     """({name: split} of every split the format has, {"train"/"val"/"test": (split name, set)} of
-    those
-    this run uses, each training face's set weight or None). The training set includes the extra
-    sets;
-    validation is data.val_split, or data.val_fraction of the training split held out per class."""
+    those this run uses, each training face's set weight or None). The training set includes the
+    extra sets; validation is data.val_split, or data.val_fraction of the training split held out
+    per class."""
     d = cfg.data
     splits = load_data(cfg)
     train_set = pick_split(splits, d.train_split)

@@ -354,8 +354,7 @@ def _brief(metrics: dict) -> dict:
 
 def finish(run: Run, reason: str) -> dict:
     """Scores the best checkpoint on the test split with the node's back-end, writes summary.json
-    and
-    the plots, prints a summary."""
+    and the plots, prints a summary."""
     cfg, out = run.cfg, run.out
     best_path = out / BEST_FILE
     summary = {

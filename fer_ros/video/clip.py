@@ -3,8 +3,7 @@
 The head drifts across a cluttered background while it grows, shrinks and tilts, so the detector
 and the tracker have work; the first and last frames are empty, so "nobody there" shows too. The
 demo analyses it with `fer-ros video`; the tests feed it to the video tool and the camera
-publisher.
-A showcase, not an accuracy claim: one smiling face, moved about.
+publisher. A showcase, not an accuracy claim: one smiling face, moved about.
 """
 
 from __future__ import annotations

@@ -92,10 +92,8 @@ class VideoSource:
         self, start: float = 0.0, end: float | None = None, every: int = 1, loop: bool = False
     ) -> Iterator[Frame]:
         """Frames from `start` to `end` seconds (end None: to the end), every `every`-th counted
-        from
-        `start`. A camera's time is seconds since its first frame. `loop` starts a file again at
-        its
-        end (or at `end`)."""
+        from `start`. A camera's time is seconds since its first frame. `loop` starts a file again
+        at its end (or at `end`)."""
         import time
 
         began = time.monotonic()
@@ -154,8 +152,7 @@ def open_video(path) -> VideoSource:
 
 def open_camera(device: str, width: int = 0, height: int = 0, fps: float = 0.0) -> VideoSource:
     """A V4L2 camera: an index (0 for /dev/video0) or a device path. width/height/fps: what to ask
-    the
-    driver for (0: its default)."""
+    the driver for (0: its default)."""
     target = int(device) if str(device).isdigit() else str(device)
     with quiet_stderr():
         capture = cv2.VideoCapture(target, cv2.CAP_V4L2)

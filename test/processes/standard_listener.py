@@ -4,9 +4,8 @@
 
 Run in the environment of the layer test/ros_tools.py builds (vision_msgs and hri_msgs are not
 wheels), so the test process itself need not load them. Lines: {"topic": ..., "msg": {...}};
-"ready"
-once the fixed subscriptions exist. Per-face ROS4HRI topics are subscribed as their ids appear on
-/humans/faces/tracked.
+"ready" once the fixed subscriptions exist. Per-face ROS4HRI topics are subscribed as their ids
+appear on /humans/faces/tracked.
 """
 
 import json

@@ -1,7 +1,6 @@
 """`fer-ros camera`: a video file the test writes itself, published as a camera would publish it,
-into a
-live fer_node over real DDS. The camera's environment carries no Fast DDS profile: it must load the
-large-image profile itself, or its best-effort 640x480 frames are lost in transport."""
+into a live fer_node over real DDS. The camera's environment carries no Fast DDS profile: it must
+load the large-image profile itself, or its best-effort 640x480 frames are lost in transport."""
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """`fer-ros demo`, shortened: the whole live chain with the committed demo checkpoint, and
-agreement
-with the offline evaluator."""
+agreement with the offline evaluator."""
 
 import json
 import subprocess

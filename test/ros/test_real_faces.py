@@ -1,6 +1,6 @@
 """The shipped model on real people: FER2013 PublicTest faces (raw pixels) through the node's
-engine,
-the same faces as a camera bag through bag-eval, and a real photo through the node over DDS.
+engine, the same faces as a camera bag through bag-eval, and a real photo through the node over
+DDS.
 
 FER2013 is read from ../shared/data/ferplus.tar.xz (or $FERPLUS_TAR); without it those tests skip.
 """
@@ -78,8 +78,8 @@ def test_shipped_model_on_publictest_through_the_nodes_engine():
 @needs_fer2013
 def test_images_bag_through_bag_eval_scores_what_evaluate_scores(tmp_path):
     """A folder of labelled faces as a camera bag: the node's pipeline (detector none) over it
-    gives
-    exactly the accuracy `fer-ros evaluate` gives on the same images with the same back-end."""
+    gives exactly the accuracy `fer-ros evaluate` gives on the same images with the same back-end.
+    """
     faces = public_test(per_class=60)
     for name, label, face in faces:  # PNG: the raw pixels, losslessly
         (tmp_path / "fer" / "val" / label).mkdir(parents=True, exist_ok=True)

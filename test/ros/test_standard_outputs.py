@@ -1,7 +1,7 @@
 """vision_msgs and ROS4HRI outputs over real DDS, checked field by field against the EmotionArray
-of
-the same frame. fer_node and a listener run in their own processes in the environment of the layer
-conftest's `ros_layer` builds (vision_msgs and hri_msgs are not wheels); without it this skips."""
+of the same frame. fer_node and a listener run in their own processes in the environment of the
+layer conftest's `ros_layer` builds (vision_msgs and hri_msgs are not wheels); without it this
+skips."""
 
 import json
 import sys

@@ -1,6 +1,5 @@
 """The Python API: the node's pipeline and shipped model on a real photo, from arrays, BGR arrays
-and
-files, over a frame sequence with tracking, and the same checks of options and inputs."""
+and files, over a frame sequence with tracking, and the same checks of options and inputs."""
 
 import math
 import subprocess

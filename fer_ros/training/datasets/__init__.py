@@ -1,8 +1,7 @@
 """Face expression data sets, each mapped by class *name* onto a canonical label list.
 
-Every loader returns {split: dataset}. A dataset yields uint8 images (H, W, C) with C = 1 (grey)
-or 3
-(RGB) and a target (class index into `classes`, or for FER+ probabilities a vote distribution).
+Every loader returns {split: dataset}. A dataset yields uint8 images (H, W, C) with C = 1 (grey) or
+3 (RGB) and a target (class index into `classes`, or for FER+ probabilities a vote distribution).
 Augmentation, resizing to the model input and normalisation happen later, on whole batches
 (`fer_ros.training.augment`).
 
@@ -22,10 +21,9 @@ Formats (`data.format`):
 
 AffectNet-7 / -8 is the choice of label set (`data.labels` fer7 / affectnet8): contempt rows are
 excluded from a 7-class set. Rows that cannot be used are never dropped silently: each loader
-counts
-them by reason in `dataset.report` (bad rows: wrong pixel count, unknown label, missing or
-unreadable
-image; excluded rows: labels outside the label set, FER+ ties), and training prints the counts.
+counts them by reason in `dataset.report` (bad rows: wrong pixel count, unknown label, missing or
+unreadable image; excluded rows: labels outside the label set, FER+ ties), and training prints the
+counts.
 
 One file per family (fer2013, ferplus, folder, affectnet, rafdb, synthetic); `sets` holds the two
 kinds of data set they return, `report` the counts, `common` what the loaders share and `formats`

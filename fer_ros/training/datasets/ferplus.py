@@ -31,8 +31,7 @@ FERPLUS_TARGETS = ("majority", "plurality", "probability", "mixed")
 
 def ferplus_winner(votes: np.ndarray, rule: str) -> tuple[int | None, str]:
     """(index into FERPLUS_VOTES, "") of the class a FER+ row's 10 votes (8 emotions, unknown, not
-    a
-    face) give under `rule`, or (None, why the row is excluded)."""
+    a face) give under `rule`, or (None, why the row is excluded)."""
     emotions = len(FERPLUS_VOTES)
     if rule == "majority":  # Microsoft's FER+ rule
         votes = np.where(votes > 1, votes, 0)  # a single vote is an outlier

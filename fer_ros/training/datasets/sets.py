@@ -129,8 +129,7 @@ class ImageFileDataset(Dataset):
     def to_memory(self, progress: bool = False) -> ArrayDataset:
         """Every image decoded once into one uint8 tensor (unreadable ones black, target -1, as in
         `__getitem__`): a small set (FER2013 is 66 MB at 48x48) then costs no decoding per epoch
-        and
-        needs no worker processes competing with training for the CPU."""
+        and needs no worker processes competing with training for the CPU."""
         from concurrent.futures import ThreadPoolExecutor  # OpenCV's decoders release the GIL
 
         c = 1 if self.color == "gray" else 3

@@ -1,6 +1,5 @@
 """Face detection and cropping without ROS: the default CNN detector, its landmarks, the fallback
-to
-Haar, refused settings, and the crop rule that reproduces the training faces' framing."""
+to Haar, refused settings, and the crop rule that reproduces the training faces' framing."""
 
 import os
 import sys
@@ -160,8 +159,7 @@ def test_the_search_scale_brings_the_smallest_face_to_what_a_cnn_finds():
 def test_yuface_through_ctypes_answers_as_its_binding_and_lets_go_of_the_gil():
     """The node calls yuface's library directly so that a search on a second thread runs beside the
     frames: the same scores, boxes and landmarks as yuface.detect, from several threads at once,
-    while
-    Python code keeps running."""
+    while Python code keeps running."""
     import threading
     import time
 

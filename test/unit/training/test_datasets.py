@@ -123,8 +123,8 @@ def test_ferplus_majority_plurality_and_probability(tmp_path):
         ("PublicTest", "fer0000004.png", [0, 0, 7, 0, 0, 0, 3, 0, 0, 0]),  # surprise
         ("PrivateTest", "fer0000005.png", [0, 0, 0, 0, 6, 4, 0, 0, 0, 0]),  # anger
         # Worked by hand. Majority (Microsoft): drop sadness's single vote -> 3 + 4 + 2 = 9 votes,
-        # happiness
-        # 4 is not more than half: excluded. Plurality: happiness 4 is the unique top: happy.
+        # happiness 4 is not more than half: excluded. Plurality: happiness 4 is the unique top:
+        # happy.
         ("Training", "fer0000006.png", [3, 4, 2, 1, 0, 0, 0, 0, 0, 0]),
         # Majority: NF's single vote dropped -> unknown 5 of 9 wins: excluded. Plurality: unknown
         # on top.

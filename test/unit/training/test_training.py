@@ -104,8 +104,7 @@ def test_a_bad_setting_is_refused_before_any_data_is_read(tmp_path, setting, fie
 
 def test_every_training_setting_is_a_described_option():
     """One rulebook: each field of the training config is an option() with its description, range
-    or
-    choices, as the node's parameters are, and `check` holds the values to them."""
+    or choices, as the node's parameters are, and `check` holds the values to them."""
     import dataclasses
 
     from fer_ros.options import specs
@@ -400,9 +399,8 @@ def cfg_labels():
 
 # Learnability. MiT-b0 from scratch on synthetic faces at 32x32: 1,400 training faces, batch 32,
 # AdamW 5e-4 with a 30-step warm-up, cosine, 6 epochs (264 steps). Measured on this project's
-# 2-core
-# CI machine (shared, 90-140 s per run): best validation accuracy 0.593, 0.618, 0.550 for seeds
-# 0, 1, 2 (chance 0.143). The threshold sits 0.15 under the lowest: far above chance, yet not
+# 2-core CI machine (shared, 90-140 s per run): best validation accuracy 0.593, 0.618, 0.550 for
+# seeds 0, 1, 2 (chance 0.143). The threshold sits 0.15 under the lowest: far above chance, yet not
 # flaky.
 LEARN_THRESHOLD = 0.40
 
@@ -586,8 +584,7 @@ def write_faces_folder(root: Path, per_class: dict, side: int = 40, seed: int = 
 
 def test_extra_training_faces_join_the_training_set_balanced_by_class(tmp_path):
     """data.extra_train: a second set's training faces join (validation stays the main set's), and
-    the
-    class-balanced sampler balances by class across both sets."""
+    the class-balanced sampler balances by class across both sets."""
     from fer_ros.labels import FER7
     from fer_ros.training.train import start
 

@@ -1,6 +1,6 @@
 """`fer-ros video`: a clip of a real face (the astronaut, moved, scaled and tilted) through the
-node's
-pipeline offline, the files it writes, --every/--start/--end, and what it does with bad input."""
+node's pipeline offline, the files it writes, --every/--start/--end, and what it does with bad
+input."""
 
 import csv
 import json

@@ -5,10 +5,9 @@ publishers (`ros/publishing.py`); activate subscribes and starts the worker thre
 stops it and unsubscribes; cleanup frees the model. `autostart` (the default) does the first two.
 
 A frame, top to bottom: the subscription callback parks it in the frame stream's mailbox
-(`fer_ros.inference.stream`, no ROS; `qos_depth` frames, one by default); the worker takes it and
-decodes it, the stream runs and times the pipeline, the worker publishes. Failures are worded by
-`ros/failures.py` (the debug switch); /diagnostics by `ros/diagnostics.py`; the process (signals,
-exit codes): `ros/process.py`.
+(`fer_ros.inference.stream`, no ROS; `qos_depth` frames); the worker decodes it, the stream runs
+and times the pipeline, the worker publishes. Failures are worded by `ros/failures.py` (the debug
+switch); /diagnostics by `ros/diagnostics.py`; signals and exit codes by `ros/process.py`.
 """
 
 import gc
@@ -136,8 +135,7 @@ class FerNode(LifecycleNode):
             compressed = node.image_transport == "compressed"
             kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
             self.subscriptions_ = [self.create_subscription(kind, topic, self.on_frame, qos)]
-        # A ROS4HRI batch answers every waiting face image at once: one waiting batch is enough.
-        self.stream.start(1 if self.hri_mode else node.qos_depth)
+        self.stream.start(1 if self.hri_mode else node.qos_depth)  # one ROS4HRI batch answers all
         self.worker = threading.Thread(target=self.work, name="fer_worker", daemon=True)
         self.worker.start()
         topics = ", ".join(s.topic_name for s in self.subscriptions_)

@@ -65,6 +65,18 @@ def experiments(data: Path) -> dict:
             "as T3, weights averaged along the run (EMA 0.998)",
             mux + ["--set", "train.ema=0.998"],
         ),
+        "T8_mixed_standardize": (
+            "as T3, each face standardised (data.face_norm standardize)",
+            mux + ["--set", "data.face_norm=standardize"],
+        ),
+        "T9_mixed_equalize": (
+            "as T3, each face's histogram equalised (data.face_norm equalize)",
+            mux + ["--set", "data.face_norm=equalize"],
+        ),
+        "T10_mixed_mixup": (
+            "as T3 with mixup (Beta(0.2, 0.2))",
+            mux + ["--set", "train.mixup=0.2"],
+        ),
     }
 
 

@@ -1,8 +1,9 @@
 """Face crops -> the normalised tensor a model expects: the one place a checkpoint's preprocessing
-(input size, colour mode, mean/std) is described and applied. `Preprocess` travels in every
-checkpoint's metadata; the engine applies it (`Preprocess.__call__`), evaluation's test-time
-augmentation starts from `Preprocess.batch`; the data sets use the same resize rule, and training
-reuses `normalize` and `to_gray3` on the batches it builds.
+(input size, colour mode, per-face brightness and contrast, mean/std) is described and applied.
+`Preprocess` travels in every checkpoint's metadata; the engine applies it (`Preprocess.__call__`),
+evaluation's test-time augmentation starts from `Preprocess.batch`; the data sets use the same
+resize rule, and training reuses `face_normalize`, `normalize` and `to_gray3` on the batches it
+builds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 COLORS = ("gray", "rgb")
+# Per-face brightness and contrast: "none" leaves the face as the camera gave it; "standardize"
+# brings each face to one mean and spread; "equalize" flattens each face's histogram.
+FACE_NORMS = ("none", "standardize", "equalize")
 # Below 32 pixels the first stage's grid (side / 4) is smaller than its 8x8 key/value reduction.
 MIN_INPUT_SIZE = 32
 
@@ -33,10 +37,13 @@ class Preprocess:
     color: str = "rgb"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    face_norm: str = "none"
 
     def __post_init__(self):
         if self.color not in COLORS:
             raise ValueError(f"color must be one of {COLORS}, got {self.color!r}")
+        if self.face_norm not in FACE_NORMS:
+            raise ValueError(f"face_norm must be one of {FACE_NORMS}, got {self.face_norm!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(
                 f"mean and std need 3 values each (std > 0), got {self.mean} / {self.std}"
@@ -75,7 +82,13 @@ class Preprocess:
         self, crops: Sequence[np.ndarray], device: str | torch.device = "cpu"
     ) -> torch.Tensor:
         """Crops -> float32 (N, 3, S, S) on `device`, normalised: what the model takes."""
-        return normalize(self.batch(crops, device), self.mean, self.std)
+        return self.normalize(self.batch(crops, device))
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) uint8 or float (0..1) -> the model's input: per-face brightness and
+        contrast (`face_norm`), then mean/std. Training and evaluation call it too, so every path
+        normalises the same way."""
+        return normalize(face_normalize(batch, self.face_norm), self.mean, self.std)
 
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
@@ -119,6 +132,45 @@ def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) 
         .expand(-1, 3, -1, -1)
         .contiguous()
     )
+
+
+# A flat face (a wall, a blown-out frame) is not stretched into noise: its spread counts as at
+# least this much (0..1 scale).
+_MIN_SPREAD = 0.02
+# Where "standardize" puts every face (0..1 scale): an average FER2013 face (mean brightness 0.51,
+# spread 0.21 over its pixels).
+_FACE_MEAN, _FACE_SPREAD = 0.5, 0.21
+
+
+def face_normalize(batch: torch.Tensor, mode: str) -> torch.Tensor:
+    """(N, C, H, W) uint8 (0..255) or float (0..1) -> the same faces with per-face brightness and
+    contrast normalised (`FACE_NORMS`), float 0..1 (uint8 in, "none": returned as is).
+
+    Both modes work per face on the whole crop (all channels together), in torch, so the engine,
+    evaluation and training (on CPU or GPU, after augmentation) compute the same thing.
+    """
+    if mode == "none":
+        return batch
+    if mode not in FACE_NORMS:
+        raise ValueError(f"face_norm must be one of {FACE_NORMS}, got {mode!r}")
+    x = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
+    if mode == "standardize":
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        spread = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(_MIN_SPREAD)
+        return ((x - mean) / spread * _FACE_SPREAD + _FACE_MEAN).clamp_(0.0, 1.0)
+    # equalize: each face's levels mapped through its own cumulative histogram (256 bins), as
+    # OpenCV's equalizeHist does for one grey plane; a colour face shares one histogram.
+    n = x.shape[0]
+    levels = (x.clamp(0.0, 1.0) * 255).round().long().reshape(n, -1)
+    hist = torch.zeros(n, 256, device=x.device).scatter_add_(
+        1, levels, torch.ones(levels.shape, device=x.device)
+    )
+    cdf = hist.cumsum(1)
+    low = cdf.gather(1, (hist > 0).float().argmax(1, keepdim=True))  # count at the darkest level
+    span = cdf[:, -1:] - low
+    lut = ((cdf - low) / span.clamp_min(1.0)).clamp_(0.0, 1.0)
+    # A face of one level has nothing to spread: it stays as it is (OpenCV does the same).
+    return torch.where(span > 0, lut.gather(1, levels), x.reshape(n, -1)).reshape(x.shape)
 
 
 def to_gray3(batch: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from fer_ros.model.preprocess import normalize, to_gray3
+from fer_ros.model.preprocess import face_normalize, normalize, to_gray3
 from fer_ros.training.config import AugmentConfig
 
 
@@ -157,17 +157,20 @@ def prepare_batch(
     augment: AugmentConfig | None = None,
     generator: torch.Generator | None = None,
     channels_last: bool = False,
+    face_norm: str = "none",
 ) -> torch.Tensor:
     """uint8 (B, H, W, C) on any device -> normalised float (B, 3, size, size) model input.
 
     With `augment` the batch gets that config's random flip/rotation/zoom/shift and photometric
-    changes (training); without, only the resize (validation, evaluation).
+    changes (training); without, only the resize (validation, evaluation). `face_norm` comes
+    after the augmentation, as the engine applies it to whatever the camera delivered.
     """
     x = _to_float_nchw(images, color)
     x = random_affine(x, size, augment, generator) if augment is not None else resize(x, size)
     if augment is not None:
         x = _photometric(_camera(x, augment, generator), augment, generator)
-    x = normalize(x, mean, std)  # grey replicated to the three channels the encoder expects
+    # grey is replicated to the three channels the encoder expects
+    x = normalize(face_normalize(x, face_norm), mean, std)
     return x.contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )

@@ -91,7 +91,7 @@ def model_meta(cfg: Config, classes, splits: dict) -> ModelMeta:
     return ModelMeta(
         labels=list(classes),
         arch={"variant": cfg.model.variant, "num_classes": len(classes)},
-        preprocess=Preprocess(d.input_size, d.color, tuple(d.mean), tuple(d.std)),
+        preprocess=Preprocess(d.input_size, d.color, tuple(d.mean), tuple(d.std), d.face_norm),
         dataset=f"{d.format}:{root}",
         provenance={
             "data": {

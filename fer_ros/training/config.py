@@ -27,7 +27,13 @@ from fer_ros.errors import ConfigError, one_line
 from fer_ros.labels import LABEL_SETS
 from fer_ros.model.checkpoint import MAX_INPUT_SIZE
 from fer_ros.model.mit import VARIANTS
-from fer_ros.model.preprocess import COLORS, IMAGENET_MEAN, IMAGENET_STD, MIN_INPUT_SIZE
+from fer_ros.model.preprocess import (
+    COLORS,
+    FACE_NORMS,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MIN_INPUT_SIZE,
+)
 from fer_ros.options import check_options, option, read_yaml, short_repr
 from fer_ros.paths import output_folder
 from fer_ros.training.datasets import FERPLUS_TARGETS, FORMATS
@@ -84,6 +90,12 @@ class DataConfig:
         IMAGENET_MEAN, "Input normalisation mean, as the pretrained encoder expects"
     )
     std: tuple[float, ...] = option(IMAGENET_STD, "Input normalisation standard deviation")
+    face_norm: str = option(
+        "none",
+        "Per-face brightness and contrast before mean/std, in training and in the engine: none | "
+        "standardize (each face to one mean and spread) | equalize (each face's histogram)",
+        choices=FACE_NORMS,
+    )
     target: str = option(
         "majority",
         "FER+: majority (Microsoft's rule) | plurality | probability (vote "
@@ -196,6 +208,13 @@ class TrainConfig:
         8, "Stop after more than this many epochs without a better val accuracy; 0 = never", 0
     )
     label_smoothing: float = option(0.0, "Label smoothing of the cross-entropy", 0.0, 0.99)
+    mixup: float = option(
+        0.0,
+        "Mixup: each face blended with another of the batch, targets likewise, weight drawn from "
+        "Beta(mixup, mixup); 0 = off",
+        0.0,
+        10.0,
+    )
     balance: str = option(
         "none",
         "none | sampler (class-balanced sampling) | loss (inverse-frequency weights)",

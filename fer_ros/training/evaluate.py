@@ -35,7 +35,6 @@ TTA_ROTATE = (
 def _random_views(engine, crops, n: int, rotate: float) -> np.ndarray:
     """Mean probabilities over n random flips and rotations (within ±rotate degrees) of each crop,
     drawn from a fixed seed: the same crops give the same answer."""
-    from fer_ros.model.preprocess import normalize
     from fer_ros.training.augment import random_affine
     from fer_ros.training.config import AugmentConfig
 
@@ -46,7 +45,7 @@ def _random_views(engine, crops, n: int, rotate: float) -> np.ndarray:
     total = 0
     for _ in range(n):
         view = random_affine(x, pre.input_size, augment, g)
-        total = total + engine.predict_tensor(normalize(view, pre.mean, pre.std))
+        total = total + engine.predict_tensor(pre.normalize(view))
     return total / n
 
 

@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -70,10 +71,14 @@ def train_step(
         color=cfg.data.color,
         mean=cfg.data.mean,
         std=cfg.data.std,
+        face_norm=cfg.data.face_norm,
         augment=cfg.augment,
         generator=aug_gen,
         channels_last=cfg.train.channels_last,
     )
+    true = targets.argmax(1) if targets.dim() == 2 else targets
+    if cfg.train.mixup > 0:
+        x, targets = mixup(x, targets, model.num_classes, cfg.train.mixup, aug_gen)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         logits = net(x)
     logits = logits.float()
@@ -81,7 +86,6 @@ def train_step(
         loss = F.cross_entropy(
             logits, targets, weight=loss_weight, label_smoothing=cfg.train.label_smoothing
         )
-        true = targets.argmax(1)
     else:
         loss = F.cross_entropy(
             logits,
@@ -90,7 +94,6 @@ def train_step(
             ignore_index=-1,
             label_smoothing=cfg.train.label_smoothing,
         )
-        true = targets
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if cfg.optim.grad_clip > 0:
@@ -99,6 +102,22 @@ def train_step(
     scaler.step(optimizer)
     scaler.update()
     return loss.detach(), logits.detach(), true
+
+
+def mixup(
+    x: torch.Tensor, targets: torch.Tensor, classes: int, alpha: float, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al. 2018): each input blended with another of the batch, weight
+    lam ~ Beta(alpha, alpha), and the target distributions alike. Class indices become one-hot
+    rows; an unusable face (-1) has an all-zero row, so it adds nothing to the loss. Drawn from the
+    augmentation generator, so a resumed run mixes as the uninterrupted one would."""
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=generator.device))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    perm = torch.randperm(x.shape[0], generator=generator, device=generator.device).to(x.device)
+    if targets.dim() == 1:
+        usable = (targets >= 0).float().unsqueeze(1)
+        targets = F.one_hot(targets.clamp(min=0), classes).float() * usable
+    return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]
 
 
 def start(cfg: Config) -> Run:

@@ -708,3 +708,32 @@ def test_camera_augmentations_change_the_batch_and_stay_in_range():
         assert x.shape == plain.shape and torch.isfinite(x).all(), change
         assert x.min() >= 0 and x.max() <= 1, change
         assert not torch.allclose(x, plain, atol=1e-3), change
+
+
+def test_mixup_blends_faces_and_targets_alike():
+    from fer_ros.training.train import mixup
+
+    # Face i is the constant i and its class is i, so a blend of faces shows in its value and
+    # must match the blend of targets: value == sum over classes of class * target share.
+    x = torch.arange(7, dtype=torch.float32).view(7, 1, 1, 1).expand(7, 3, 2, 2).contiguous()
+    mixed, soft = mixup(x, torch.arange(7), 7, 0.4, torch.Generator().manual_seed(3))
+    assert soft.shape == (7, 7) and torch.allclose(soft.sum(1), torch.ones(7))
+    assert torch.allclose(mixed[:, 0, 0, 0], soft @ torch.arange(7.0), atol=1e-5)
+    assert not torch.equal(mixed, x)
+    # The same generator state gives the same mix (a resumed run mixes as the uninterrupted one).
+    again, soft2 = mixup(x, torch.arange(7), 7, 0.4, torch.Generator().manual_seed(3))
+    assert torch.equal(mixed, again) and torch.equal(soft, soft2)
+    # An unusable face (-1) brings no target mass; vote distributions are blended as they are.
+    _, partial = mixup(x, torch.tensor([0, 1, 2, 3, 4, 5, -1]), 7, 0.4, torch.Generator())
+    assert partial[:, 6].sum() == 0 and partial.sum() < 7
+    votes = torch.softmax(torch.randn(7, 7), 1)
+    _, blended = mixup(x, votes, 7, 0.4, torch.Generator().manual_seed(3))
+    assert torch.allclose(blended.sum(1), torch.ones(7))
+
+
+def test_a_run_with_mixup_and_face_norm_records_its_preprocessing(tmp_path):
+    cfg = tiny(tmp_path, "train.mixup=0.4", "data.face_norm=standardize", "train.epochs=1")
+    train(cfg, progress=False)
+    _, meta = load_checkpoint(Path(cfg.train.out_dir) / "best.safetensors")
+    assert meta.preprocess.face_norm == "standardize"
+    assert meta.train_config["train"]["mixup"] == 0.4

@@ -1,23 +1,15 @@
 """ImageNet MiT import: equivalence with transformers' independent SegFormer encoder, and each
 published key layout round-tripping through a file."""
 
-import re
-
 import pytest
 import torch
+from mit_layouts import OFFICIAL_FROM_OURS, rename
 from safetensors.torch import save_file
 
 from fer_ros.errors import CheckpointError
 from fer_ros.model.mit import build_model
 from fer_ros.model.weights import load_mit_weights, read_state_dict
 
-# Names of the official SegFormer release, written out here independently of fer_ros.model.weights.
-OFFICIAL_FROM_OURS = [
-    (r"^stages\.(\d)\.patch_embed\.", lambda m: f"patch_embed{int(m[1]) + 1}."),
-    (r"^stages\.(\d)\.blocks\.(\d+)\.", lambda m: f"block{int(m[1]) + 1}.{m[2]}."),
-    (r"^stages\.(\d)\.norm\.", lambda m: f"norm{int(m[1]) + 1}."),
-    (r"\.mlp\.dwconv\.", ".mlp.dwconv.dwconv."),
-]
 # transformers >= 5 renames the published Hugging Face names on load (its conversion_mapping.py);
 # undoing that gives the names inside nvidia/mit-b0's files.
 HF_PUBLISHED_FROM_V5 = [
@@ -35,15 +27,6 @@ HF_PUBLISHED_FROM_V5 = [
     (r"layernorm_before", "layer_norm_1"),
     (r"layernorm_after", "layer_norm_2"),
 ]
-
-
-def rename(state, rules):
-    out = {}
-    for key, value in state.items():
-        for pattern, repl in rules:
-            key = re.sub(pattern, repl, key)
-        out[key] = value.clone()
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -464,7 +464,7 @@ def test_fer2013_csv_run_reports_bad_rows(tmp_path):
 
 def test_encoder_starts_from_a_local_imagenet_file(tmp_path):
     # An official-layout mit_b0.pth (written as test_weights writes one) given as model.pretrained.
-    from test_weights import OFFICIAL_FROM_OURS, rename
+    from mit_layouts import OFFICIAL_FROM_OURS, rename
 
     from fer_ros.model.mit import build_model
     from fer_ros.training.build import build

@@ -10,6 +10,7 @@ worst level wins. `Reporter` publishes what the node knows at each tick.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -41,7 +42,7 @@ class Health:
     bad_frames: int = 0  # malformed frames dropped in the last period
     stale_frames: int = 0  # frames dropped in the last period for being older than max_age_ms
     clock_started: bool = True  # False under use_sim_time until /clock runs (the node's time is 0)
-    matched_publishers: int = 0  # publishers matched with the image subscription
+    matched_publishers: int = 0  # publishers of the images (ROS4HRI: of the followed faces)
     transport: str = (
         ""  # the subscription's QoS and this process's Fast DDS profile, for the hint below
     )
@@ -145,7 +146,7 @@ class Reporter:
     """fer_node's /diagnostics from construction on (a node that cannot configure says why): the
     publisher, its timer, and the background face searches failed over the node's life. A tick
     reads the node's public state: its parameters, `stream`, `engine`, `outputs`,
-    `subscriptions_` and `configure_error`."""
+    `subscriptions_`, `hri_faces` and `configure_error`."""
 
     def __init__(self, node, period: float):
         self.node = node
@@ -168,10 +169,18 @@ class Reporter:
         options = node.options(NodeOptions)
         failed = self.count_search_failures(stream.pipeline)
         window = stream.close_window()
+        since, hri = window.seconds_since_frame, node.hri_faces
+        if hri is None:
+            images = sum(s.get_publisher_count() for s in node.subscriptions_)
+        else:
+            images = hri.image_publishers()
+            if since is not None and hri.last_tracked is not None:
+                # A detector that tracks nobody still sends its list: the input is alive.
+                since = min(since, time.monotonic() - hri.last_tracked)
         health = Health(
             configure_error=node.configure_error,
             active=stream.running,
-            seconds_since_frame=window.seconds_since_frame,
+            seconds_since_frame=since,
             processed_rate=window.processed_rate,
             full_period=window.seconds >= 0.9 * options.diagnostics_period,
             latency_p95_ms=window.latency_p95_ms,
@@ -180,7 +189,7 @@ class Reporter:
             stale_frames=window.stale,
             search_failures=failed,
             clock_started=node.get_clock().now().nanoseconds > 0,
-            matched_publishers=sum(s.get_publisher_count() for s in node.subscriptions_),
+            matched_publishers=images,
             transport=f"this node: qos_reliability {options.qos_reliability}, "
             f"Fast DDS profile {active_profile()}",
         )

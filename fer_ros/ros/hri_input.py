@@ -81,15 +81,22 @@ class HriFaces:
         self.last_number = 0
         # The ids followed, for the worker thread: the executor replaces it whole, never edits it.
         self.followed: frozenset[str] = frozenset()
+        self.last_tracked: float | None = None  # time.monotonic() of the last tracked list
         self.tracked = node.create_subscription(
             hri_msgs.IdsList, "/humans/faces/tracked", self.on_tracked, 10
         )
+
+    def image_publishers(self) -> int:
+        """Publishers matched with the followed faces' image topics (the tracked list is not an
+        image)."""
+        return sum(sub.get_publisher_count() for sub in self.subscriptions.values())
 
     def topic(self, face: str) -> str:
         return f"/humans/faces/{face}/{self.kind}"
 
     def on_tracked(self, msg) -> None:
         """The edge between a peer's message and the node: whatever the list holds, it runs on."""
+        self.last_tracked = time.monotonic()
         try:
             self.follow(self.admit(msg.ids))
         except Exception as err:  # noqa: BLE001 - a peer's message must never end the node

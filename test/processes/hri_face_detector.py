@@ -1,11 +1,12 @@
 """Plays a ROS4HRI (REP-155) face detector: two tracked faces and their cropped images.
 
-    python hri_face_detector.py SECONDS
+    python hri_face_detector.py SECONDS [nobody]
 
 Publishes /humans/faces/tracked (hri_msgs/IdsList: anna, bob) and /humans/faces/<id>/cropped
 (sensor_msgs/Image, rgb8: the astronaut's face, bob's mirrored) at 10 Hz, each image stamped with a
 distinct time that is also printed ({"face": id, "sec": s, "nanosec": ns} per line), so a test can
-match fer_node's answers to the images they came from. Run in the environment of the layer
+match fer_node's answers to the images they came from. With `nobody`, the tracked list is empty
+and no image is sent: a detector that sees no one. Run in the environment of the layer
 test/ros_tools.py builds (hri_msgs is not a wheel).
 """
 
@@ -25,7 +26,7 @@ from fer_ros.ros.images import fill_image
 FACES = ("anna", "bob")
 
 
-def main(seconds: float) -> None:
+def main(seconds: float, faces=FACES) -> None:
     rclpy.init()
     node = rclpy.create_node("fake_face_detector")
     tracked = node.create_publisher(IdsList, "/humans/faces/tracked", 10)
@@ -41,10 +42,10 @@ def main(seconds: float) -> None:
     while time.monotonic() < end:
         n += 1
         stamp = node.get_clock().now().to_msg()
-        ids = IdsList(ids=list(FACES))
+        ids = IdsList(ids=list(faces))
         ids.header.stamp = stamp
         tracked.publish(ids)
-        for i, name in enumerate(FACES):
+        for i, name in enumerate(faces):
             msg = fill_image(Image(), images[name], "rgb8")
             msg.header.stamp.sec, msg.header.stamp.nanosec = (
                 stamp.sec,
@@ -68,4 +69,4 @@ def main(seconds: float) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]))
+    main(float(sys.argv[1]), () if sys.argv[2:] == ["nobody"] else FACES)

@@ -187,6 +187,64 @@ def test_a_hostile_tracked_list_neither_stops_nor_swamps_the_node(ros, ros_layer
     assert "Traceback" not in node.output() and "InvalidTopicName" not in node.output()
 
 
+def test_a_detector_that_tracks_nobody_is_a_live_input(ros, ros_layer, spawn):
+    """An empty tracked list is the detector saying "no one here": /diagnostics stays OK rather
+    than "no frames received", and its hint about large frames (a matched camera that sends
+    nothing) is never given for the tracked list, which is not an image. When the detector goes
+    away, the staleness error comes, without that hint."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    ns = "hri_nobody"
+    node = spawn(
+        str(Path(sys.executable).parent / "fer-ros"),
+        "run",
+        "--namespace",
+        ns,
+        "-p",
+        "detector:=hri",
+        "-p",
+        "stale_after:=1.0",
+        "-p",
+        "diagnostics_period:=0.5",
+        env=ros_layer.env,
+        name="fer_node_hri_nobody",
+    )
+    assert node.wait_for("listening on", timeout=120), node.output()
+    tester = ros.create_node("hri_nobody_tester")
+    statuses = []
+
+    def on_diagnostics(msg):
+        statuses.extend(s for s in msg.status if s.name.startswith(f"/{ns}/fer_node:"))
+
+    tester.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 10)
+    detector = spawn(
+        str(HERE / "processes" / "hri_face_detector.py"),
+        "6",
+        "nobody",
+        env=ros_layer.env,
+        name="nobody",
+    )
+    assert detector.wait_for("ready", timeout=60), detector.output()
+
+    def spin(seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ros.spin_once(tester, timeout_sec=0.1)
+
+    spin(2.0)  # the first list arrives and the node's view of the input settles
+    statuses.clear()
+    spin(3.0)
+    assert statuses, node.output()
+    assert all(s.level == DiagnosticStatus.OK for s in statuses), [s.message for s in statuses]
+    assert detector.proc.wait(timeout=60) == 0, detector.output()
+    statuses.clear()
+    spin(3.0)
+    tester.destroy_node()
+    assert any("no frames received" in s.message for s in statuses), [s.message for s in statuses]
+    assert "matched but no frame" not in node.output() + "".join(s.message for s in statuses)
+    assert node.stop() == 0, node.output()
+
+
 def test_an_exception_in_a_callback_is_logged_and_the_spin_goes_on(ros):
     """The node's executor edge: whatever a callback raises (but an external shutdown), the loop
     runs on."""

@@ -122,6 +122,14 @@ class DataConfig:
         "comma-separated) whose training split joins this one's, e.g. muxspace beside "
         "FER2013; validation stays this set's",
     )
+    teacher: str = option(
+        "",
+        "Distillation: fer_ros checkpoints (comma-separated) whose mean answer on each training "
+        "face (and its mirror) joins its target",
+    )
+    teacher_share: float = option(
+        0.5, "The teachers' share of each training target, the label's the rest", 0.0, 1.0
+    )
     extra_weight: float = option(
         1.0, "How often a face of the extra sets is drawn, relative to one of this set", 0.0, 100.0
     )

@@ -18,6 +18,7 @@ from fer_ros.training.datasets import (
     load_splits,
     pick_split,
 )
+from fer_ros.training.teacher import teacher_paths, with_teacher
 
 IN_MEMORY_LIMIT = 2 << 30  # data.in_memory auto: decode a file data set once when it fits in this
 
@@ -146,6 +147,8 @@ def training_splits(cfg: Config) -> tuple[dict, dict, torch.Tensor | None]:
     train_set, set_weight = join_training_sets(
         train_set, extra_training_faces(cfg, train_set.classes), d.extra_weight
     )
+    if teachers := teacher_paths(d.teacher):
+        train_set = with_teacher(train_set, teachers, d.teacher_share)
     used = {"train": (d.train_split, train_set), "val": (val_name, val_set)}
     if d.test_split in splits:
         used["test"] = (d.test_split, splits[d.test_split])

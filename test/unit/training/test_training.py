@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -737,3 +738,30 @@ def test_a_run_with_mixup_and_face_norm_records_its_preprocessing(tmp_path):
     _, meta = load_checkpoint(Path(cfg.train.out_dir) / "best.safetensors")
     assert meta.preprocess.face_norm == "standardize"
     assert meta.train_config["train"]["mixup"] == 0.4
+
+
+def test_distillation_blends_each_target_with_the_teachers_answer(small_checkpoint):
+    from fer_ros.labels import FER7
+    from fer_ros.training.datasets import ArrayDataset
+    from fer_ros.training.teacher import ensemble_probabilities, with_teacher
+
+    images = torch.randint(0, 256, (6, 48, 48, 1), dtype=torch.uint8)
+    faces = ArrayDataset(images, torch.tensor([0, 1, 2, 3, -1, 6]), FER7, "gray")
+    teacher = ensemble_probabilities([str(small_checkpoint)], faces, FER7)
+    assert teacher.shape == (6, 7) and np.allclose(teacher.sum(1), 1, atol=1e-5)
+    # Two copies of one teacher are that teacher; the label keeps 0.7 of each target.
+    taught = with_teacher(faces, [str(small_checkpoint)] * 2, 0.3).targets
+    own = torch.zeros(6, 7)
+    own[[0, 1, 2, 3, 5], [0, 1, 2, 3, 6]] = 1
+    expected = 0.7 * own + 0.3 * torch.from_numpy(teacher).float()
+    expected[4] = 0  # an unusable face stays unusable
+    assert torch.allclose(taught, expected, atol=1e-5)
+    assert torch.equal(with_teacher(faces, [str(small_checkpoint)], 0.3).images, images)
+
+
+def test_a_teacher_of_other_classes_is_refused(tmp_path, small_checkpoint):
+    cfg = tiny(tmp_path, f"data.teacher={small_checkpoint}", "data.labels=affectnet8")
+    with pytest.raises(ConfigError, match="data.teacher"):
+        train(cfg, progress=False)
+    summary = train(tiny(tmp_path / "ok", f"data.teacher={small_checkpoint}", "train.epochs=1"))
+    assert summary["epochs_run"] == 1

@@ -204,7 +204,7 @@ def read_yaml(text: str, where: str = "YAML") -> Any:
             f"{where}: {len(text)} characters of YAML, more than the {MAX_YAML_CHARS} accepted"
         )
     try:
-        return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader, aliases refused)
+        return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader whose aliases are refused
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     except RecursionError:

@@ -166,7 +166,7 @@ def labels_from_bag(reader: Reader, topic: str) -> GroundTruth:
         for connection, t_ns, raw in reader.messages(connections=connections_for(reader, topic)):
             try:
                 label = store.deserialize_cdr(raw, connection.msgtype).data
-            except Exception:  # noqa: BLE001 - rosbags raises SerdeError, struct and Unicode errors alike
+            except Exception:  # rosbags raises SerdeError, struct and Unicode errors alike
                 label, truth.undecodable = "", truth.undecodable + 1
             truth.add(t_ns, label)
     except Exception as err:  # the storage itself failed part-way

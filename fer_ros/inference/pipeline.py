@@ -100,7 +100,7 @@ class BackgroundSearch:
     """One full-frame search at a time on its own thread, with its own detector (a cascade is not
     safe to share between threads). OpenCV releases the GIL while it searches, so on a 2-core
     machine the search runs beside the frame path instead of inside one frame: that search was
-    the whole of the node's latency tail (a 27 ms frame every `detect_every`).
+    the whole of the node's latency tail (a slow frame every `detect_every`; docs/benchmarks.md).
 
     A search that raises is a missed search, not a crash and not an empty result: `take` then has
     nothing (the faces followed so far stay), and `take_failures` tells the caller how many failed
@@ -128,7 +128,7 @@ class BackgroundSearch:
     def _run(self, rgb: np.ndarray) -> None:
         try:
             found = self.detector(rgb)
-        except Exception as err:  # noqa: BLE001 - told through take_failures; the frames go on
+        except Exception as err:  # told through take_failures; the frames go on
             with self.lock:
                 self.failures, self.error, self.thread = self.failures + 1, err, None
             return

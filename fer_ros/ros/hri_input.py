@@ -99,7 +99,7 @@ class HriFaces:
         self.last_tracked = time.monotonic()
         try:
             self.follow(self.admit(msg.ids))
-        except Exception as err:  # noqa: BLE001 - a peer's message must never end the node
+        except Exception as err:  # a peer's message must never end the node
             self.node.get_logger().error(
                 f"tracked faces not followed: {one_line(err)}", throttle_duration_sec=THROTTLE_S
             )
@@ -151,7 +151,7 @@ class HriFaces:
             self.publishers[face] = self.node.create_publisher(
                 self.hri.Expression, f"/humans/faces/{face}/expression", 10
             )
-        except Exception as err:  # noqa: BLE001 - one face that cannot be followed is not the end
+        except Exception as err:  # one face that cannot be followed is not the end
             self.drop(face)
             self.node.get_logger().warning(
                 f"cannot follow face {shown([face])}: {one_line(err)}",

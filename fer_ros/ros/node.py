@@ -87,7 +87,7 @@ class FerNode(LifecycleNode):
                     check_detector(options)
                 else:
                     self.stream.replace_pipeline(Pipeline(self.engine, options))
-            except Exception as err:  # noqa: BLE001 - refused: the node keeps what it runs
+            except Exception as err:  # refused: the node keeps what it runs
                 reason = f"{', '.join(changed)} not applied: {one_line(err)}"
                 return SetParametersResult(successful=False, reason=reason)
         if "diagnostics_period" in changed:  # the timer exists from construction: restart it
@@ -107,7 +107,7 @@ class FerNode(LifecycleNode):
             hri = node.hri and not self.hri_mode
             threshold = self.param("confidence_threshold")
             self.outputs = Outputs(self, self.engine, threshold, node.publish_detections, hri)
-        except Exception as err:  # noqa: BLE001 - reported; the node stays up and says why
+        except Exception as err:  # reported; the node stays up and says why
             # A user's error (FerRosError) is one clear line; a bug logs its traceback too.
             self.configure_error = summary(err)
             log.error(described("configure failed", err, always=True))
@@ -202,7 +202,7 @@ class FerNode(LifecycleNode):
                 self.get_logger().warning(
                     described("dropped a frame", err), throttle_duration_sec=THROTTLE_S
                 )
-            except Exception as err:  # noqa: BLE001 - a bug or a backend failure: never the end
+            except Exception as err:  # a bug or a backend failure: never the end
                 self.stream.count("bad")
                 self.get_logger().error(
                     described("dropped a frame", err), throttle_duration_sec=THROTTLE_S

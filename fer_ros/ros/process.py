@@ -29,7 +29,7 @@ def spin_once(executor, node) -> None:
         executor.spin_once(timeout_sec=0.1)
     except ExternalShutdownException:
         raise
-    except Exception as err:  # noqa: BLE001 - see the docstring
+    except Exception as err:  # see the docstring
         node.get_logger().error(
             described("a callback failed, the node runs on", err), throttle_duration_sec=5.0
         )

@@ -16,7 +16,7 @@ def raised(err: Exception) -> Exception:
     """`err` with a traceback, as an except clause holds it."""
     try:
         raise err
-    except Exception as caught:  # noqa: BLE001 - the point
+    except Exception as caught:  # the point
         return caught
 
 

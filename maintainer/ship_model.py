@@ -86,6 +86,7 @@ def main() -> int:
     root = meta.train_config["data"]["root"]
     places = {
         str(args.run.resolve()): f"runs/{args.run.name}",
+        str(args.run.resolve().parent) + "/": "runs/",  # the runs it started from, beside it
         str(Path(root).parent): "<dir>",
         str(REPO) + "/": "",
     }

@@ -30,7 +30,9 @@ def ensemble_probabilities(paths: list[str], dataset, classes, batch: int = 256)
     from fer_ros.training.evaluate import predict
 
     total = None
-    for path in paths:
+    for number, path in enumerate(paths, 1):
+        # Minutes on a CPU for a large set: say what the run is waiting for.
+        print(f"teacher {number}/{len(paths)}: {path} on {len(dataset)} faces", flush=True)
         with Engine.from_checkpoint(path) as engine:
             if tuple(engine.labels) != tuple(classes):
                 raise ConfigError(

@@ -117,3 +117,10 @@ def test_small_modules_and_short_functions():
                         f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {length} statements"
                     )
     assert not too_long, too_long
+
+
+def test_the_node_is_ros_wiring_only():
+    """fer_node's module stays the thin adapter it was cut down to: ROS wiring in at most 250
+    lines, the frame work in inference/ and the other ros/ modules."""
+    lines = (REPO / "fer_ros" / "ros" / "node.py").read_text().splitlines()
+    assert len(lines) <= 250, f"fer_ros/ros/node.py: {len(lines)} lines"

@@ -243,7 +243,9 @@ def test_sigterm_leaves_no_half_written_output_and_a_killed_runs_leftovers_go(
 
     sig = getattr(signal, signame)
 
-    long_clip = write_clip(tmp_path / "long.avi", 400, 320, 240, FPS)
+    # Long enough that the run is still going when the signal comes, however fast the machine
+    # (400 frames were done in 2.8 s on a quiet one).
+    long_clip = write_clip(tmp_path / "long.avi", 4000, 320, 240, FPS)
     stale = tmp_path / "out.incomplete-999999999-abc"  # a run killed outright (no such pid)
     stale.mkdir()
     (stale / "annotated.mp4").write_bytes(b"half")

@@ -261,6 +261,9 @@ def test_sigterm_leaves_no_half_written_output_and_a_killed_runs_leftovers_go(
         ],
         stderr=subprocess.PIPE,
         text=True,
+        # A run started under nohup inherits an ignored SIGHUP and keeps it (it should outlive a
+        # hangup): the child starts from the default so that the test means the same everywhere.
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(f"out.incomplete-{run.pid}-*")) and time.monotonic() < deadline:

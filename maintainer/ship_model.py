@@ -84,12 +84,10 @@ def main() -> int:
     if args.average_with:
         meta.provenance["weights_averaged"] = average_weights(model, args.average_with, args.alpha)
     root = meta.train_config["data"]["root"]
-    places = {
-        str(args.run.resolve()): f"runs/{args.run.name}",
-        str(args.run.resolve().parent) + "/": "runs/",  # the runs it started from, beside it
-        str(Path(root).parent): "<dir>",
-        str(REPO) + "/": "",
-    }
+    places = {str(args.run.resolve()): f"runs/{args.run.name}"}
+    if args.run.resolve().parent != REPO:  # the runs it started from, beside it
+        places[str(args.run.resolve().parent) + "/"] = "runs/"
+    places |= {str(Path(root).parent): "<dir>", str(REPO) + "/": ""}
     meta.train_config, meta.provenance = (
         scrubbed(meta.train_config, places),
         scrubbed(meta.provenance, places),
